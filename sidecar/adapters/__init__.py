@@ -1,0 +1,1 @@
+"""Thin adapters around the outside world: git, Node-RED, secrets, state, clock."""

@@ -1,0 +1,241 @@
+"""The repository, seen through a narrow interface: head, fetch, read, describe.
+
+Network operations (`ls-remote`, `fetch`) go through the one `Runner` with a
+wall-clock timeout and credentials passed only in the child's environment:
+
+* HTTPS: an inline credential helper reads the username and token from the
+  environment — never in the URL, the arguments or `.git/config`;
+* SSH: a private ssh-agent holds the key; host keys are always checked against
+  the configured known hosts (`StrictHostKeyChecking=yes`).
+
+Objects are read with GitPython from a bare repository: nothing is checked out,
+so a file in the repository can never be a symlink that escapes it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+import git as gitpython
+
+from ..core import provider
+from ..core.config import RepositoryConfig
+from ..core.errors import (
+    FILE_TOO_LARGE, GIT_AUTH, GIT_BRANCH_MISSING, GIT_ERROR, GIT_HOST_KEY, GIT_TIMEOUT, GIT_UNREACHABLE,
+    PATH_UNSAFE, SECRET_MISSING, SyncError,
+)
+from ..core.status import CommitInfo
+from .runner import RunResult, Runner
+from .secrets import SecretSource
+from .sshagent import SshAgent
+
+log = logging.getLogger("flow_gitops.git")
+
+_HELPER = '!f() { test "$1" = get && printf "username=%s\\npassword=%s\\n" "$FLOW_GITOPS_GIT_USERNAME" "$FLOW_GITOPS_GIT_PASSWORD"; }; f'
+# Variables from the surrounding environment that could redirect or prompt.
+_UNSET = ("GIT_ASKPASS", "SSH_ASKPASS", "GIT_SSH", "GIT_SSH_COMMAND", "SSH_AUTH_SOCK", "GIT_DIR", "GIT_WORK_TREE", "GIT_SSL_CAINFO")
+
+
+def classify(stderr: str) -> tuple[str, str]:
+    """A reason code and a short message for a failed git network command."""
+    s = stderr.lower()
+    if "remote host identification has changed" in s or "host key verification failed" in s or "no matching host key" in s:
+        return GIT_HOST_KEY, "the SSH host key of the Git server is not the one in known_hosts (refusing to connect)"
+    if "authentication failed" in s or "permission denied" in s or "could not read username" in s or "invalid username or password" in s or "http basic: access denied" in s:
+        return GIT_AUTH, "the Git server refused the credentials"
+    if "returned error: 403" in s:
+        return GIT_AUTH, "the Git server refused access (HTTP 403)"
+    if "returned error: 404" in s or "repository not found" in s or "does not appear to be a git repository" in s or "no such repository" in s:
+        return GIT_UNREACHABLE, "the repository was not found at the configured URL"
+    if "certificate" in s or "ssl" in s and "verify" in s:
+        return GIT_UNREACHABLE, "the Git server's TLS certificate is not trusted"
+    for needle in ("could not resolve", "connection refused", "connection timed out", "timed out", "couldn't connect",
+                   "network is unreachable", "connection reset", "early eof", "broken pipe", "operation too slow",
+                   "unable to access", "connection closed", "returned error: 5", "remote end hung up"):
+        if needle in s:
+            first = stderr.strip().splitlines()[-1][:200] if stderr.strip() else needle
+            return GIT_UNREACHABLE, f"the Git server could not be reached: {first}"
+    last = stderr.strip().splitlines()[-1][:300] if stderr.strip() else "git failed"
+    return GIT_ERROR, last
+
+
+class GitSource:
+    """A bare clone of one branch of the configured repository."""
+
+    def __init__(self, cfg: RepositoryConfig, data_dir: Path, secrets: SecretSource, runner: Runner, runtime_dir: Path) -> None:
+        self.cfg = cfg
+        self.git_dir = data_dir / "repo.git"
+        self.secrets = secrets
+        self.runner = runner
+        self.runtime_dir = runtime_dir
+        self.agent = SshAgent(runtime_dir / "ssh", runner)
+        self.round_trips = 0  # network commands run (ls-remote + fetch), for tests and metrics
+        self.provider = provider.detect(cfg.url, cfg.provider)
+        self._repo_obj: gitpython.Repo | None = None
+
+    # --- plumbing ----------------------------------------------------------
+    def _secret(self, field: str) -> str:
+        path = getattr(self.cfg, field)
+        if not path:
+            return ""
+        value = self.secrets.get(path)
+        if value is None:
+            raise SyncError(SECRET_MISSING, f"repository.{field}: {path} does not exist in the secret source", retryable=True)
+        return value
+
+    def _env(self) -> tuple[dict[str, str], list[str]]:
+        env = {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "LC_ALL": "C",
+            "GIT_HTTP_LOW_SPEED_LIMIT": "1000",
+            "GIT_HTTP_LOW_SPEED_TIME": str(int(max(5, min(30, self.cfg.timeout)))),
+        }
+        secrets: list[str] = []
+        if self.cfg.protocol == "https":
+            user, password = self._secret("username"), self._secret("password")
+            env.update({
+                "GIT_CONFIG_COUNT": "2",
+                "GIT_CONFIG_KEY_0": "credential.helper", "GIT_CONFIG_VALUE_0": "",
+                "GIT_CONFIG_KEY_1": "credential.helper", "GIT_CONFIG_VALUE_1": _HELPER,
+                "FLOW_GITOPS_GIT_USERNAME": user, "FLOW_GITOPS_GIT_PASSWORD": password,
+            })
+            if self.cfg.ca_file:
+                env["GIT_SSL_CAINFO"] = self.cfg.ca_file
+            elif os.environ.get("GIT_SSL_CAINFO"):
+                env["GIT_SSL_CAINFO"] = os.environ["GIT_SSL_CAINFO"]
+            secrets += [user, password]
+        elif self.cfg.protocol == "ssh":
+            key, passphrase = self._secret("ssh_key"), self._secret("ssh_passphrase")
+            secrets += [key, passphrase]
+            sock = self.agent.ensure_key(key, passphrase, timeout=min(30.0, self.cfg.timeout))
+            known = self._known_hosts_file()
+            opts = [
+                "ssh", "-F", "/dev/null", "-o", f"IdentityAgent={sock}", "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}",
+                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10",
+                "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR",
+            ]
+            env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(o) for o in opts)
+        return env, secrets
+
+    def _known_hosts_file(self) -> str:
+        if not self.cfg.known_hosts:
+            return self.cfg.known_hosts_file
+        # Host keys are public; they are written only to the private runtime dir.
+        text = self._secret("known_hosts")
+        path = self.runtime_dir / "known_hosts"
+        self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != text + "\n":
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(text + "\n")
+            os.replace(tmp, path)
+        return str(path)
+
+    def _run(self, args: list[str], network: bool = False, timeout: float | None = None) -> RunResult:
+        env, secrets = self._env() if network else ({"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "LC_ALL": "C"}, [])
+        if network:
+            self.round_trips += 1
+        res = self.runner.run(["git", f"--git-dir={self.git_dir}", *args], timeout=timeout or self.cfg.timeout,
+                              env=env, secrets=secrets, unset=_UNSET)
+        if res.timed_out:
+            raise SyncError(GIT_TIMEOUT, f"git {args[0]} took longer than {self.cfg.timeout:g} s and was stopped")
+        return res
+
+    def _ensure_repo(self) -> None:
+        if not (self.git_dir / "HEAD").exists():
+            self.git_dir.parent.mkdir(parents=True, exist_ok=True)
+            res = self.runner.run(["git", "init", "-q", "--bare", str(self.git_dir)], timeout=30,
+                                  env={"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}, unset=_UNSET)
+            if not res.ok:
+                raise SyncError(GIT_ERROR, f"could not create the local repository: {res.stderr.strip()[:200]}")
+        current = self._run(["config", "--get", "remote.origin.url"])
+        if current.stdout.decode().strip() != self.cfg.url:
+            self._run(["config", "remote.origin.url", self.cfg.url])
+
+    # --- the interface -----------------------------------------------------
+    def remote_head(self) -> str:
+        """The branch head on the remote: one round trip, nothing fetched."""
+        self._ensure_repo()
+        ref = f"refs/heads/{self.cfg.branch}"
+        res = self._run(["ls-remote", "--exit-code", "origin", ref], network=True)
+        if res.returncode == 2:
+            raise SyncError(GIT_BRANCH_MISSING, f"branch {self.cfg.branch!r} does not exist in the repository (names are case-sensitive)")
+        if not res.ok:
+            code, message = classify(res.stderr)
+            raise SyncError(code, message)
+        for line in res.stdout.decode().splitlines():
+            sha, _, name = line.partition("\t")
+            if name == ref:
+                return sha
+        raise SyncError(GIT_BRANCH_MISSING, f"branch {self.cfg.branch!r} does not exist in the repository (names are case-sensitive)")
+
+    def has_commit(self, sha: str) -> bool:
+        return bool(sha) and (self.git_dir / "HEAD").exists() and self._run(["cat-file", "-e", f"{sha}^{{commit}}"]).ok
+
+    def fetch(self) -> str:
+        """Fetch the branch (following force pushes) and return the fetched head."""
+        self._ensure_repo()
+        b = self.cfg.branch
+        res = self._run(["fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{b}:refs/remotes/origin/{b}"], network=True)
+        if not res.ok:
+            code, message = classify(res.stderr)
+            raise SyncError(code, message)
+        self._forget_repo()
+        out = self._run(["rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{b}^{{commit}}"])
+        if not out.ok:
+            raise SyncError(GIT_BRANCH_MISSING, f"branch {b!r} was not found after fetching")
+        return out.stdout.decode().strip()
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        if not self.has_commit(older):
+            return False
+        return self._run(["merge-base", "--is-ancestor", older, newer]).returncode == 0
+
+    def _repo(self) -> gitpython.Repo:
+        if self._repo_obj is None:
+            self._repo_obj = gitpython.Repo(str(self.git_dir))
+        return self._repo_obj
+
+    def _forget_repo(self) -> None:
+        # GitPython keeps `git cat-file` processes open; start fresh after a fetch.
+        if self._repo_obj is not None:
+            self._repo_obj.close()
+            self._repo_obj = None
+
+    def commit_info(self, sha: str) -> CommitInfo:
+        c = self._repo().commit(sha)
+        message = c.message if isinstance(c.message, str) else c.message.decode("utf-8", "replace")
+        subject, _, body = message.strip("\n").partition("\n")
+        date = datetime.fromtimestamp(c.authored_date, tz=timezone.utc).isoformat(timespec="seconds")
+        return CommitInfo(
+            sha=c.hexsha, author=c.author.name or "", email=c.author.email or "", date=date,
+            subject=subject.strip(), body=body.strip("\n"), link=provider.commit_link(self.cfg.url, self.provider, c.hexsha),
+        )
+
+    def read(self, sha: str, relpath: str, max_bytes: int) -> bytes | None:
+        """The file at `relpath` in commit `sha`; None when absent. Refuses escapes and links."""
+        pure = PurePosixPath(relpath)
+        if pure.is_absolute() or ".." in pure.parts:
+            raise SyncError(PATH_UNSAFE, f"{relpath!r} points outside the repository", retryable=False)
+        parts = [p for p in pure.parts if p not in (".", "")]
+        tree = self._repo().commit(sha).tree
+        try:
+            obj = tree.join("/".join(parts)) if parts else tree
+        except KeyError:
+            return None
+        if obj.type != "blob":
+            raise SyncError(PATH_UNSAFE, f"{relpath!r} is a {obj.type}, not a file", retryable=False)
+        if obj.mode & 0o170000 == 0o120000:
+            raise SyncError(PATH_UNSAFE, f"{relpath!r} is a symbolic link; links are not followed", retryable=False)
+        if obj.size > max_bytes:
+            raise SyncError(FILE_TOO_LARGE, f"{relpath} is {obj.size} bytes, above the {max_bytes}-byte limit", retryable=False)
+        return obj.data_stream.read()
+
+    def close(self) -> None:
+        self._forget_repo()
+        self.agent.stop()

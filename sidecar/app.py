@@ -1,0 +1,91 @@
+"""The composition root: the one place that builds and wires every part."""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .adapters.git import GitSource
+from .adapters.nodered import DeployWatcher, NodeRed
+from .adapters.runner import Runner
+from .adapters.secrets import SecretSource, SecretWatcher, open_source
+from .adapters.store import Store
+from .configload import apply_saved
+from .core.config import Config, ConfigError, validate
+from .core.status import Board
+from .engine import Engine
+from .service import Service
+
+log = logging.getLogger("flow_gitops")
+
+SAVED_CONFIG = "saved_config"
+
+
+class DataDirBusy(RuntimeError):
+    pass
+
+
+class App:
+    """Everything one sidecar needs, built from a `Config`. `start()`/`stop()` run the loop."""
+
+    def __init__(self, cfg: Config, environ: dict | None = None, watch_deploys: bool = True) -> None:
+        environ = dict(os.environ if environ is None else environ)
+        self.data_dir = Path(cfg.data_dir)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise DataDirBusy(f"another sidecar is using the data directory {self.data_dir}") from None
+        self.store = Store.open(self.data_dir)
+        cfg = apply_saved(cfg, self.store.get(SAVED_CONFIG))
+        self.cfg = cfg
+        self.secrets: SecretSource = open_source(cfg.secrets.dir, cfg.secrets.file, cfg.secrets.env_prefix, environ)
+        problems = validate(cfg, self.secrets.exists)
+        if problems:
+            self.close()
+            raise ConfigError(problems)
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="flow-gitops-"))
+        self.runner = Runner(environ)
+        self.board = Board()
+        self.git = GitSource(cfg.repository, self.data_dir, self.secrets, self.runner, self.runtime_dir)
+        self.flowapp = NodeRed(cfg.flow_app.url, self._flowapp_token, cfg.flow_app.timeout, cfg.flow_app.confirm_timeout)
+        self.engine = Engine(cfg, self.store, self.git, self.flowapp, self.board)
+        self.service = Service(self.engine, cfg.sync.interval)
+        self.secret_watcher = SecretWatcher(self.secrets, self._secrets_changed)
+        self.deploy_watcher = DeployWatcher(cfg.flow_app.url, self._flowapp_token, self.engine.on_flowapp_deploy) if watch_deploys else None
+
+    def _flowapp_token(self) -> str:
+        path = self.cfg.flow_app.token
+        return (self.secrets.get(path) or "") if path else ""
+
+    def _secrets_changed(self) -> None:
+        log.info("secret source changed; new values apply from the next use")
+
+    def start(self) -> None:
+        self.engine.reconcile_after_crash()
+        self.secret_watcher.start()
+        if self.deploy_watcher is not None and self.cfg.configured:
+            self.deploy_watcher.start()
+        self.service.start()
+
+    def stop(self) -> None:
+        self.service.stop()
+        if self.deploy_watcher is not None:
+            self.deploy_watcher.stop()
+        self.secret_watcher.stop()
+        self.close()
+
+    def close(self) -> None:
+        if getattr(self, "git", None) is not None:
+            self.git.close()
+        if getattr(self, "runtime_dir", None) is not None:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        self.store.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

@@ -1,0 +1,184 @@
+"""Command line: `flow-gitops serve | sync --once | plan | status | jobs | config validate`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+from . import __version__, configload, logsetup
+from .adapters.clock import iso
+from .app import App, DataDirBusy
+from .core.config import ConfigError, validate
+from .core.errors import SyncError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 3
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", help="YAML configuration file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. sync.interval=300")
+    p.add_argument("--data-dir", help="override data_dir")
+
+
+def _load(args) -> "configload.Config":
+    return configload.load(args.config, os.environ, args.set, args.data_dir)
+
+
+def _app(args, watch_deploys: bool = False) -> App:
+    cfg = _load(args)
+    app = App(cfg, watch_deploys=watch_deploys)
+    logsetup.setup(cfg.log.level, cfg.log.format, app.secrets)
+    return app
+
+
+def cmd_serve(args) -> int:
+    app = _app(args, watch_deploys=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    app.start()
+    print(f"flow-gitops {__version__} serving environment {app.cfg.environment!r}; state in {app.data_dir}", file=sys.stderr, flush=True)
+    while not stop.wait(1.0):
+        pass
+    app.stop()
+    return EXIT_OK
+
+
+def cmd_sync(args) -> int:
+    app = _app(args)
+    try:
+        app.engine.reconcile_after_crash()
+        job_id = app.engine.run(_trigger("force"))
+        job = app.store.job(job_id)
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps(job.to_dict(), indent=2))
+    else:
+        line = f"job {job.id}: {job.status}"
+        if job.to_commit:
+            line += f" at {job.to_commit[:8]}"
+        if job.error_code:
+            line += f" — {job.error_code}: {job.error_message}"
+        print(line)
+    return EXIT_OK if job.status in ("succeeded", "noop", "pending_approval") else EXIT_FAILED
+
+
+def _trigger(kind: str):
+    from .core.schedule import Trigger
+    return Trigger(kind)
+
+
+def cmd_plan(args) -> int:
+    app = _app(args)
+    try:
+        plan = app.engine.plan()
+    except SyncError as err:
+        print(f"error: {err.code}: {err.message}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps(plan, indent=2))
+        return EXIT_OK
+    c = plan["commit"]
+    print(f"plan for {c['short']} {c['subject']!r} ({plan['flow_file']}): {plan['summary']}")
+    for ch in plan["changes"]:
+        print(f"  {ch['action']:8} {ch['kind']:8} {ch['label']} [{ch['id']}]")
+    if plan["types_missing"]:
+        print(f"  missing node types: {', '.join(plan['types_missing'])}")
+    return EXIT_OK
+
+
+def cmd_status(args) -> int:
+    app = _app(args)
+    try:
+        snap = app.board.current()
+        jobs = [j.to_dict() for j in app.store.jobs(5)]
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps({"status": snap, "recent_jobs": jobs}, indent=2))
+        return EXIT_OK
+    print(f"state: {snap['state']}" + (f" ({snap['reason_code']}: {snap['reason_message']})" if snap["reason_code"] else ""))
+    for side in ("remote", "local"):
+        c = snap[side]
+        print(f"{side:6}: " + (f"{c['short']} {c['subject']!r} by {c['author']} at {c['date']}" if c else "-"))
+    if snap["drift"]:
+        print(f"drift : {snap['drift'].get('message')}")
+    for j in jobs:
+        print(f"job {j['id']}: {j['trigger']} {j['status']} {iso(j['started_at'])} {j['error_code']}")
+    return EXIT_OK
+
+
+def cmd_jobs(args) -> int:
+    app = _app(args)
+    try:
+        jobs = [j.to_dict() for j in app.store.jobs(args.limit)]
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps(jobs, indent=2))
+    else:
+        for j in jobs:
+            print(f"{j['id']:>5} {iso(j['started_at'])} {j['trigger']:8} {j['status']:16} {j['from_commit'][:8]:8} → {j['to_commit'][:8]:8} {j['duration'] or '':>7} {j['error_code']}")
+    return EXIT_OK
+
+
+def cmd_config_validate(args) -> int:
+    try:
+        cfg = configload.load(args.file, os.environ, args.set)
+    except ConfigError as err:
+        for v in err.violations:
+            print(f"invalid: {v.field}: {v.message}")
+        return EXIT_CONFIG
+    from .adapters.secrets import open_source
+    source = open_source(cfg.secrets.dir, cfg.secrets.file, cfg.secrets.env_prefix, os.environ)
+    problems = validate(cfg, source.exists)
+    for v in problems:
+        print(f"invalid: {v.field}: {v.message}")
+    if problems:
+        return EXIT_CONFIG
+    print("configuration is valid")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flow-gitops", description="GitOps for Node-RED Flow Apps")
+    p.add_argument("--version", action="version", version=f"flow-gitops {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the sync loop"); _common(s); s.set_defaults(func=cmd_serve)
+    s = sub.add_parser("sync", help="run one sync now and exit"); _common(s)
+    s.add_argument("--once", action="store_true", required=True, help="run one sync job (ignores the pause switch)")
+    s.add_argument("--json", action="store_true"); s.set_defaults(func=cmd_sync)
+    s = sub.add_parser("plan", help="show what a sync would change (dry run)"); _common(s)
+    s.add_argument("--json", action="store_true"); s.set_defaults(func=cmd_plan)
+    s = sub.add_parser("status", help="show the recorded status"); _common(s)
+    s.add_argument("--json", action="store_true"); s.set_defaults(func=cmd_status)
+    s = sub.add_parser("jobs", help="list sync jobs"); _common(s)
+    s.add_argument("--limit", type=int, default=20); s.add_argument("--json", action="store_true"); s.set_defaults(func=cmd_jobs)
+    c = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
+    s = c.add_parser("validate", help="check a configuration file"); s.add_argument("file")
+    s.add_argument("--set", action="append", default=[]); s.set_defaults(func=cmd_config_validate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        for v in err.violations:
+            print(f"invalid: {v.field}: {v.message}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DataDirBusy as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Where configuration comes from, in increasing precedence:
+
+1. built-in defaults (`sidecar.core.config`);
+2. the YAML file given with `--config`;
+3. environment variables `FLOW_GITOPS_<KEY>`, nested keys joined by `__`
+   (`FLOW_GITOPS_REPOSITORY__URL`, `FLOW_GITOPS_SYNC__INTERVAL`, `FLOW_GITOPS_DATA_DIR`);
+4. command-line flags (`--set repository.branch=main`, `--data-dir`);
+5. the `repository` and `sync` sections saved through the API (they live in the
+   state database, so what a person saved in the tab survives restarts).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import yaml
+
+from .core.config import Config, ConfigError, Violation, merge
+
+ENV_PREFIX = "FLOW_GITOPS_"
+# Variables with this prefix that are not settings.
+_NOT_SETTINGS = {"FLOW_GITOPS_NODE", "FLOW_GITOPS_NODE_RED"}
+
+
+def _nest(dotted: str, value: object) -> dict:
+    out: dict = {}
+    cur = out
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_file(path: str | Path) -> dict:
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([Violation("config", f"file {p} does not exist")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError([Violation("config", f"{p} is not valid YAML{where}")]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([Violation("config", f"{p} must hold a mapping of settings")])
+    return data
+
+
+def from_env(environ: Mapping[str, str]) -> dict:
+    out: dict = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
+            continue
+        key = name[len(ENV_PREFIX):].lower().replace("__", ".")
+        out = _deep_merge(out, _nest(key, value))
+    return out
+
+
+def from_flags(sets: list[str]) -> dict:
+    out: dict = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError([Violation("--set", f"expected key=value, got {item!r}")])
+        out = _deep_merge(out, _nest(key.strip(), yaml.safe_load(value) if value else ""))
+    return out
+
+
+def load(path: str | None, environ: Mapping[str, str], sets: list[str] | None = None, data_dir: str | None = None) -> Config:
+    layers: list[dict] = []
+    base_dir: Path | None = None
+    if path:
+        layers.append(read_file(path))
+        base_dir = Path(path).resolve().parent
+    layers.append(from_env(environ))
+    layers.append(from_flags(sets or []))
+    if data_dir:
+        layers.append({"data_dir": data_dir})
+    merged: dict = {}
+    for layer in layers:
+        merged = _deep_merge(merged, layer)
+    cfg = merge(Config(), merged)
+    if base_dir is not None:
+        _resolve_paths(cfg, base_dir)
+    return cfg
+
+
+def _resolve_paths(cfg: Config, base: Path) -> None:
+    """Relative file paths in a config file are relative to that file."""
+    def fix(value: str) -> str:
+        return value if not value or Path(value).is_absolute() else str((base / value).resolve())
+
+    cfg.data_dir = fix(cfg.data_dir)
+    cfg.secrets.dir = fix(cfg.secrets.dir)
+    cfg.secrets.file = fix(cfg.secrets.file)
+    cfg.repository.known_hosts_file = fix(cfg.repository.known_hosts_file)
+    cfg.repository.ca_file = fix(cfg.repository.ca_file)
+    if cfg.flow_app.user_dir:
+        cfg.flow_app.user_dir = fix(cfg.flow_app.user_dir)
+
+
+def apply_saved(cfg: Config, saved: dict | None) -> Config:
+    """Overlay the sections saved through the API (stored in the state database)."""
+    if not saved:
+        return cfg
+    return merge(cfg, saved)

@@ -1,0 +1,300 @@
+"""The sync engine: one sync job, as an ordered list of steps, for PULL mode.
+
+check (ls-remote) → fetch → plan (read flows + package.json, diff) → guard (drift
+backup, missing types, approval) → deploy (Admin API, `flows` deployment type) →
+confirm (the flows run) → record (applied commit, in one transaction with the job).
+
+The engine is the only writer of sync state; the `Board` is the only writer of
+status. Everything outside (git, Node-RED, storage, time) comes in as arguments.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from .adapters.git import GitSource
+from .adapters.nodered import NodeRed
+from .adapters.store import Store
+from .core import flows as flowlib
+from .core.config import Config
+from .core.errors import (
+    FLOWS_MISSING, INTERRUPTED, PACKAGE_INVALID, PATH_UNSAFE, TYPES_MISSING, SyncError,
+)
+from .core.schedule import Trigger
+from .core.status import Board, CommitInfo
+
+log = logging.getLogger("flow_gitops.sync")
+
+APPLIED = "applied"  # {"commit", "rev", "digest", "at", "job", "commit_info"}
+REMOTE = "remote"  # {"commit", "commit_info"}
+PAUSED = "paused"
+REJECTED = "rejected_commit"
+MAX_PACKAGE_BYTES = 1024 * 1024
+# Triggers that may skip everything when the remote head is already applied.
+CHEAP_TRIGGERS = ("timer", "startup", "resume", "webhook")
+
+
+@dataclass
+class Target:
+    commit: str
+    info: CommitInfo
+    flows: list[dict]
+    flow_file: str
+    package: dict | None
+
+
+class Engine:
+    def __init__(self, cfg: Config, store: Store, git: GitSource, flowapp: NodeRed, board: Board, now=time.time) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.git = git
+        self.flowapp = flowapp
+        self.board = board
+        self.now = now
+        self.deploying = False
+        self.load_facts()
+
+    # --- facts on start ----------------------------------------------------
+    def applied(self) -> dict | None:
+        return self.store.get(APPLIED)
+
+    def load_facts(self) -> None:
+        applied, remote = self.applied(), self.store.get(REMOTE)
+        paused = self.store.get(PAUSED, self.cfg.sync.paused)
+        pending = self.store.pending_jobs()
+        last = next((j for j in self.store.jobs(20) if j.status in ("succeeded", "failed", "interrupted")), None)
+        self.board.update(
+            configured=self.cfg.configured,
+            paused=bool(paused),
+            mode=self.cfg.mode,
+            environment=self.cfg.environment,
+            local=CommitInfo(**applied["commit_info"]) if applied and applied.get("commit_info") else None,
+            remote=CommitInfo(**remote["commit_info"]) if remote and remote.get("commit_info") else None,
+            pending_commit=pending[-1].to_commit if pending else "",
+            last_error_code=last.error_code if last and last.status != "succeeded" else "",
+            last_error_message=last.error_message if last and last.status != "succeeded" else "",
+            last_success_at=applied.get("at") if applied else None,
+        )
+
+    def reconcile_after_crash(self) -> list[int]:
+        """Settle jobs that were running when the process died. Returns their ids.
+
+        A job that got as far as deploying is checked against what the Flow App runs:
+        if it runs the job's target, the job succeeded (recorded now, once); otherwise
+        it is marked interrupted and the next sync does the work again.
+        """
+        settled = []
+        for job in self.store.running_jobs():
+            settled.append(job.id)
+            target = job.detail.get("target_digest")
+            if job.phase in ("deploy", "confirm", "record") and target:
+                try:
+                    current, rev = self.flowapp.get_flows()
+                except SyncError:
+                    current, rev = None, ""
+                if current is not None and flowlib.flows_digest(current) == target:
+                    info = job.detail.get("commit_info") or {"sha": job.to_commit}
+                    record = {"commit": job.to_commit, "rev": rev, "digest": target, "at": self.now(), "job": job.id, "commit_info": info}
+                    detail = dict(job.detail, note="deploy confirmed after a restart")
+                    self.store.finish_job_and_put(job.id, "succeeded", APPLIED, record, detail=detail)
+                    continue
+            self.store.finish_job(job.id, "interrupted", error_code=INTERRUPTED,
+                                  error_message=f"the sidecar stopped during the {job.phase} step; the next sync starts over")
+        if settled:
+            self.load_facts()
+        return settled
+
+    # --- controls ----------------------------------------------------------
+    def set_paused(self, paused: bool) -> None:
+        self.store.put(PAUSED, paused)
+        self.board.update(paused=paused)
+
+    def reject(self) -> int | None:
+        pending = self.store.pending_jobs()
+        if not pending:
+            return None
+        for job in pending:
+            self.store.finish_job(job.id, "rejected")
+        self.store.put(REJECTED, pending[-1].to_commit)
+        self.board.update(pending_commit="")
+        return pending[-1].id
+
+    # --- reading the repository ------------------------------------------
+    def _repo_path(self, *parts: str) -> str:
+        base = PurePosixPath(self.cfg.repository.path or ".")
+        return str(base.joinpath(*parts))
+
+    def read_target(self, commit: str) -> Target:
+        pkg_bytes = self.git.read(commit, self._repo_path("package.json"), MAX_PACKAGE_BYTES)
+        package = None
+        if pkg_bytes is not None:
+            try:
+                package = json.loads(pkg_bytes.decode("utf-8-sig"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise SyncError(PACKAGE_INVALID, f"{self._repo_path('package.json')} is not valid JSON: {exc}", retryable=False) from None
+            if not isinstance(package, dict):
+                raise SyncError(PACKAGE_INVALID, f"{self._repo_path('package.json')} must be a JSON object", retryable=False)
+        flow_file = self.cfg.repository.flow_file
+        if not flow_file and package:
+            named = ((package.get("node-red") or {}).get("settings") or {}).get("flowFile") if isinstance(package.get("node-red"), dict) else None
+            if isinstance(named, str) and named:
+                flow_file = named
+        flow_file = flow_file or "flows.json"
+        pure = PurePosixPath(flow_file)
+        if pure.is_absolute() or ".." in pure.parts:
+            raise SyncError(PATH_UNSAFE, f"the flows file {flow_file!r} points outside the repository", retryable=False)
+        path = self._repo_path(flow_file)
+        data = self.git.read(commit, path, flowlib.DEFAULT_MAX_FLOWS_BYTES)
+        if data is None:
+            raise SyncError(FLOWS_MISSING, f"{path} does not exist at commit {commit[:8]}", retryable=False)
+        target_flows = flowlib.parse_flows(data, source=path)
+        return Target(commit, self.git.commit_info(commit), target_flows, path, package)
+
+    def plan(self) -> dict:
+        """Dry run: fetch the remote head and say what applying it would change."""
+        head = self.git.remote_head()
+        if not self.git.has_commit(head):
+            head = self.git.fetch()
+        target = self.read_target(head)
+        current, _ = self.flowapp.get_flows()
+        plan = flowlib.make_plan(current, target.flows, self.flowapp.node_types())
+        out = plan.to_dict()
+        out.update(commit=target.info.to_dict(), flow_file=target.flow_file, applied_commit=(self.applied() or {}).get("commit", ""))
+        return out
+
+    # --- one sync job ------------------------------------------------------
+    def run(self, trigger: Trigger) -> int:
+        applied = self.applied() or {}
+        retry_of = int(trigger.detail) if trigger.kind == "retry" and trigger.detail.isdigit() else None
+        job = self.store.start_job(trigger.kind, applied.get("commit", ""), retry_of=retry_of)
+        started = time.monotonic()
+        self.board.update(running="check", progress="", last_sync_at=self.now())
+        detail: dict = {}
+        try:
+            status = self._sync(job.id, trigger, applied, detail)
+        except SyncError as err:
+            facts = self.board.facts()
+            self.store.finish_job(job.id, "failed", error_code=err.code, error_message=err.message, detail=detail)
+            self.board.update(running="", progress="", last_error_code=err.code, last_error_message=err.message,
+                              consecutive_failures=facts.consecutive_failures + 1)
+            log.warning("sync job=%s trigger=%s result=error code=%s duration=%.3fs message=%s",
+                        job.id, trigger.kind, err.code, time.monotonic() - started, err.message)
+            return job.id
+        except Exception as exc:  # a bug: keep the loop alive, record it, never leak details
+            log.exception("sync job=%s failed unexpectedly", job.id)
+            self.store.finish_job(job.id, "failed", error_code="internal_error", error_message=f"internal error ({type(exc).__name__})", detail=detail)
+            self.board.update(running="", progress="", last_error_code="internal_error", last_error_message=f"internal error ({type(exc).__name__})")
+            return job.id
+        finally:
+            self.deploying = False
+        log.info("sync job=%s trigger=%s result=%s commit=%s duration=%.3fs", job.id, trigger.kind, status,
+                 (self.store.job(job.id).to_commit or "")[:8], time.monotonic() - started)
+        return job.id
+
+    def _phase(self, job_id: int, phase: str, detail: dict) -> None:
+        self.store.update_job(job_id, phase=phase, detail=detail)
+        self.board.update(running=phase)
+
+    def _sync(self, job_id: int, trigger: Trigger, applied: dict, detail: dict) -> str:
+        facts = self.board.facts()
+        pending = self.store.pending_jobs()
+        head = self.git.remote_head()
+        self.store.update_job(job_id, to_commit=head)
+        remote_prev = (self.store.get(REMOTE) or {}).get("commit", "")
+
+        # P2: nothing new → no fetch, no Flow App call, no deploy.
+        quiet = trigger.kind in CHEAP_TRIGGERS and not facts.drift
+        if quiet and head == applied.get("commit") and not pending:
+            self.store.finish_job(job_id, "noop", detail=detail)
+            self.board.update(running="", last_error_code="", last_error_message="", consecutive_failures=0)
+            return "noop"
+        if quiet and (head == self.store.get(REJECTED) or (pending and pending[-1].to_commit == head)):
+            self.store.finish_job(job_id, "noop", detail={"note": "revision already waiting for approval or rejected"})
+            self.board.update(running="")
+            return "noop"
+
+        commit = head
+        if trigger.kind == "approve":
+            if not pending:
+                raise SyncError("nothing_to_approve", "there is no deploy request waiting for approval", retryable=False)
+            commit = pending[-1].to_commit
+            self.store.update_job(job_id, to_commit=commit)
+
+        if not self.git.has_commit(commit):
+            self._phase(job_id, "fetch", detail)
+            fetched = self.git.fetch()
+            if trigger.kind != "approve":
+                commit = head = fetched
+                self.store.update_job(job_id, to_commit=commit)
+        # P3: a rewritten history is followed (we never merge) and reported.
+        if remote_prev and remote_prev != head and not self.git.is_ancestor(remote_prev, head):
+            rewritten = {"from": remote_prev, "to": head, "at": self.now()}
+            detail["history_rewritten"] = rewritten
+            self.board.update(history_rewritten=rewritten)
+        remote_info = self.git.commit_info(head)
+        self.store.put(REMOTE, {"commit": head, "commit_info": remote_info.to_dict() | {}})
+        self.board.update(remote=remote_info)
+
+        self._phase(job_id, "plan", detail)
+        target = self.read_target(commit)
+        current, rev = self.flowapp.get_flows()
+        plan = flowlib.make_plan(current, target.flows, self.flowapp.node_types())
+        detail.update(plan=plan.to_dict(), flow_file=target.flow_file, target_digest=plan.target_digest,
+                      commit_info=_info_dict(target.info))
+
+        # P7: flows changed in the Flow App since our last apply are saved before overwriting.
+        current_digest = flowlib.flows_digest(current)
+        if current and current_digest != plan.target_digest and current_digest != applied.get("digest"):
+            reason = "drift" if applied else "first sync: flows that were running before"
+            backup = self.store.add_backup(reason, rev, applied.get("commit", ""), current)
+            detail["drift_backup"] = backup
+            self.board.update(drift={"backup": backup, "rev": rev, "detected_at": self.now(),
+                                     "message": "flows were changed in the Flow App since the last sync; a backup was saved"})
+
+        if plan.types_missing:
+            missing = ", ".join(plan.types_missing)
+            if self.cfg.sync.dependency_policy == "hold":
+                raise SyncError(TYPES_MISSING, f"the Flow App lacks node types {missing}; the last good flows keep running (policy: hold)")
+            detail["unknown_types"] = plan.types_missing
+
+        # P8: with approval on, a new revision waits for a person.
+        if self.cfg.sync.require_approval and trigger.kind != "approve":
+            for old in pending:
+                self.store.finish_job(old.id, "rejected", error_message="superseded by a newer revision")
+            self.store.finish_job(job_id, "pending_approval", detail=detail)
+            self.store.update_job(job_id, finished_at=None)
+            self.board.update(running="", pending_commit=commit)
+            return "pending_approval"
+
+        new_rev = rev
+        if plan.has_changes:
+            self._phase(job_id, "deploy", detail)
+            self.deploying = True
+            new_rev = self.flowapp.deploy(target.flows, rev, "flows")
+        self._phase(job_id, "record", detail)
+        record = {"commit": commit, "rev": new_rev, "digest": plan.target_digest, "at": self.now(), "job": job_id,
+                  "commit_info": _info_dict(target.info)}
+        self.store.finish_job_and_put(job_id, "succeeded", APPLIED, record, detail=detail)
+        for old in pending:
+            self.store.finish_job(old.id, "approved" if old.to_commit == commit else "rejected")
+        self.board.update(running="", local=target.info, last_error_code="", last_error_message="",
+                          last_success_at=self.now(), consecutive_failures=0, drift=None, pending_commit="")
+        return "succeeded" if plan.has_changes else "succeeded (no flow changes)"
+
+    def on_flowapp_deploy(self, rev: str) -> None:
+        """A deploy happened in the Flow App (comms): if it is not ours, that is drift."""
+        if self.deploying:
+            return
+        applied = self.applied()
+        if applied and rev and rev != applied.get("rev"):
+            self.board.update(drift={"rev": rev, "detected_at": self.now(),
+                                     "message": "flows were changed in the Flow App since the last sync"})
+
+
+def _info_dict(info: CommitInfo) -> dict:
+    d = info.to_dict()
+    d.pop("short", None)
+    return d

@@ -1,0 +1,117 @@
+"""The sync loop: a timer with jitter, triggers that coalesce, one job at a time.
+
+`Service.trigger(kind)` may be called from any thread (API, CLI, webhook); the
+loop thread runs at most one sync at a time and keeps at most one waiting.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+from .core.schedule import Coalescer, Trigger, next_check, retry_delay
+from .engine import Engine
+
+log = logging.getLogger("flow_gitops.loop")
+
+
+class Service:
+    def __init__(self, engine: Engine, interval: float, rng: random.Random | None = None, now=time.time) -> None:
+        self.engine = engine
+        self.board = engine.board
+        self.interval = interval
+        self.rng = rng or random.Random()
+        self.now = now
+        self._co = Coalescer()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._next_due: float | None = None
+        self.jobs_run = 0
+        self._idle = threading.Event()
+        self._idle.set()
+
+    # --- control from any thread --------------------------------------------
+    def trigger(self, kind: str, detail: str = "") -> str:
+        with self._cond:
+            result = self._co.offer(Trigger(kind, detail))
+            self._idle.clear()
+            self._cond.notify_all()
+        return result
+
+    def pause(self) -> None:
+        self.engine.set_paused(True)
+        with self._cond:
+            self._next_due = None
+            self._cond.notify_all()
+        self.board.update(next_sync_at=None)
+
+    def resume(self) -> str:
+        self.engine.set_paused(False)
+        return self.trigger("resume")
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Block until no sync runs or waits (for tests and the CLI's one-shot mode)."""
+        return self._idle.wait(timeout)
+
+    # --- the loop -----------------------------------------------------------
+    def start(self) -> None:
+        facts = self.board.facts()
+        if facts.configured and not facts.paused:
+            self.trigger("startup")
+        self._thread = threading.Thread(target=self._loop, name="sync-loop", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _active(self) -> bool:
+        facts = self.board.facts()
+        return facts.configured and not facts.paused and self.engine.cfg.mode == "pull"
+
+    def _schedule(self, failed: bool) -> None:
+        now = self.now()
+        if not self._active():
+            self._next_due = None
+        elif failed:
+            self._next_due = now + retry_delay(self.board.facts().consecutive_failures, self.interval)
+        else:
+            self._next_due = next_check(now, self.interval, self.rng)
+        self.board.update(next_sync_at=self._next_due)
+
+    def _loop(self) -> None:
+        with self._cond:
+            self._schedule(False)
+        while True:
+            with self._cond:
+                while not self._stop:
+                    if self._next_due is not None and self.now() >= self._next_due:
+                        self._co.offer(Trigger("timer"))
+                        self._next_due = None
+                    trig = self._co.take()
+                    if trig is not None:
+                        break
+                    if self._co.waiting is None and self._co.running is None:
+                        self._idle.set()
+                    if self._next_due is None and self._active():
+                        self._schedule(False)
+                    wait = None if self._next_due is None else max(0.0, self._next_due - self.now())
+                    self._cond.wait(timeout=min(wait, 5.0) if wait is not None else 5.0)
+                if self._stop:
+                    self._idle.set()
+                    return
+            skip = trig.kind in ("timer", "startup", "resume", "webhook") and not self._active()
+            failed = False
+            if not skip:
+                job_id = self.engine.run(trig)
+                job = self.engine.store.job(job_id)
+                failed = job is not None and job.status == "failed"
+                self.jobs_run += 1
+            with self._cond:
+                self._co.done()
+                self._schedule(failed)

@@ -1,0 +1,111 @@
+"""Shared fixtures: real Node-RED, real Git servers, and sidecars wired to them."""
+from __future__ import annotations
+
+import secrets as pysecrets
+from pathlib import Path
+
+import pytest
+
+from sidecar.app import App
+from sidecar.core.config import from_dict
+from tests.servers.gitrepo import GitRepoFactory
+from tests.servers.nodered import NodeRedServer, node_binary, red_js
+
+# A value that must never show up anywhere the sidecar writes or prints (S5).
+CANARY = "canary-SECRET-" + pysecrets.token_hex(12)
+GIT_USER = "flowbot"
+
+
+def pytest_sessionstart(session):
+    for path in (node_binary(), red_js()):
+        if not Path(path).exists():
+            raise pytest.UsageError(f"{path} is missing: run scripts/setup first (scripts/test does)")
+
+
+@pytest.fixture(scope="session")
+def nr_token() -> str:
+    return "nr-admin-" + pysecrets.token_hex(16)
+
+
+@pytest.fixture(scope="session")
+def nodered_server(tmp_path_factory, nr_token):
+    """One Node-RED with adminAuth (static tokens) for the whole session."""
+    srv = NodeRedServer(tmp_path_factory.mktemp("nodered-auth"), admin_token=nr_token,
+                        reader_token="nr-reader-" + pysecrets.token_hex(8))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def nodered_open_server(tmp_path_factory):
+    """One Node-RED without adminAuth."""
+    srv = NodeRedServer(tmp_path_factory.mktemp("nodered-open"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def flowapp(nodered_server) -> NodeRedServer:
+    nodered_server.reset()
+    return nodered_server
+
+
+@pytest.fixture
+def flowapp_open(nodered_open_server) -> NodeRedServer:
+    nodered_open_server.reset()
+    return nodered_open_server
+
+
+@pytest.fixture
+def repos(tmp_path) -> GitRepoFactory:
+    return GitRepoFactory(tmp_path / "remote")
+
+
+@pytest.fixture
+def secrets_dir(tmp_path, nr_token) -> Path:
+    d = tmp_path / "secrets"
+    (d / "nodered").mkdir(parents=True)
+    (d / "git").mkdir()
+    (d / "nodered" / "token").write_text(nr_token + "\n")
+    (d / "git" / "username").write_text(GIT_USER + "\n")
+    (d / "git" / "token").write_text(CANARY + "\n")
+    return d
+
+
+def deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def sidecar_config(tmp_path: Path, flowapp: NodeRedServer, secrets_dir: Path, url: str, protocol: str = "file", extra: dict | None = None) -> dict:
+    data = {
+        "environment": "test",
+        "data_dir": str(tmp_path / "data"),
+        "flow_app": {"url": flowapp.url, "token": "global.SECRETS.nodered.token" if flowapp.admin_token else "", "confirm_timeout": 20},
+        "secrets": {"dir": str(secrets_dir)},
+        "repository": {"protocol": protocol, "url": url, "branch": "main", "timeout": 20},
+        "sync": {"interval": 120, "paused": False},
+    }
+    return deep_merge(data, extra or {})
+
+
+@pytest.fixture
+def make_sidecar(tmp_path, secrets_dir):
+    """Build an App (not started) against a Flow App and a repository URL."""
+    apps: list[App] = []
+
+    def build(flowapp: NodeRedServer, url: str, protocol: str = "file", extra: dict | None = None, watch: bool = False) -> App:
+        app = App(from_dict(sidecar_config(tmp_path, flowapp, secrets_dir, url, protocol, extra)), watch_deploys=watch)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        try:
+            app.stop()
+        except Exception:
+            pass
