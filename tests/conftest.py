@@ -11,9 +11,7 @@ from sidecar.core.config import from_dict
 from tests.servers.gitrepo import GitRepoFactory
 from tests.servers.nodered import NodeRedServer, node_binary, red_js
 
-# A value that must never show up anywhere the sidecar writes or prints (S5).
-CANARY = "canary-SECRET-" + pysecrets.token_hex(12)
-GIT_USER = "flowbot"
+from tests.constants import CANARY, GIT_USER
 
 
 def pytest_sessionstart(session):

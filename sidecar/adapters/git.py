@@ -167,6 +167,7 @@ class GitSource:
             raise SyncError(GIT_BRANCH_MISSING, f"branch {self.cfg.branch!r} does not exist in the repository (names are case-sensitive)")
         if not res.ok:
             code, message = classify(res.stderr)
+            log.info("git ls-remote failed (%s): %s", code, res.stderr.strip()[-500:])
             raise SyncError(code, message)
         for line in res.stdout.decode().splitlines():
             sha, _, name = line.partition("\t")

@@ -20,7 +20,9 @@ from .runner import Runner
 
 _ASKPASS = """#!/bin/sh
 # Answers ssh-add's passphrase prompt from the environment; any other prompt is refused.
+# A second prompt ("Bad passphrase, try again") means the first answer was wrong: give up.
 case "$1" in
+  *"try again"*|*Bad*|*bad*) exit 1 ;;
   *assphrase*) printf '%s\\n' "$FLOW_GITOPS_SSH_PASSPHRASE" ;;
   *) exit 1 ;;
 esac
@@ -80,9 +82,11 @@ class SshAgent:
         self.runner.run(["ssh-add", "-D"], timeout=timeout, env=env)
         data = key if key.endswith("\n") else key + "\n"
         res = self.runner.run(["ssh-add", "-q", "-"], timeout=timeout, env=env, stdin=data.encode(), secrets=[key, passphrase])
+        if res.timed_out:
+            raise SyncError(GIT_AUTH, "loading the SSH key timed out", retryable=True)
         if not res.ok:
             err = res.stderr.lower()
-            if "passphrase" in err or "incorrect" in err or "bad pass" in err:
+            if "passphrase" in err or "incorrect" in err or "bad pass" in err or (passphrase and not err.strip()):
                 raise SyncError(GIT_AUTH, "the SSH key could not be unlocked: check the passphrase secret", retryable=False)
             if "invalid format" in err or "error loading key" in err:
                 raise SyncError(GIT_AUTH, "the SSH key secret is not a valid private key", retryable=False)
