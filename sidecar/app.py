@@ -31,16 +31,19 @@ class DataDirBusy(RuntimeError):
 class App:
     """Everything one sidecar needs, built from a `Config`. `start()`/`stop()` run the loop."""
 
-    def __init__(self, cfg: Config, environ: dict | None = None, watch_deploys: bool = True) -> None:
+    def __init__(self, cfg: Config, environ: dict | None = None, watch_deploys: bool = True, exclusive: bool = True) -> None:
+        """`exclusive=False` is for read-only tools (status, jobs) beside a running sidecar."""
         environ = dict(os.environ if environ is None else environ)
         self.data_dir = Path(cfg.data_dir)
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            raise DataDirBusy(f"another sidecar is using the data directory {self.data_dir}") from None
+        self._lock_fd = None
+        if exclusive:
+            self._lock_fd = os.open(self.data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self._lock_fd)
+                raise DataDirBusy(f"another sidecar is using the data directory {self.data_dir}") from None
         self.store = Store.open(self.data_dir)
         cfg = apply_saved(cfg, self.store.get(SAVED_CONFIG))
         self.cfg = cfg

@@ -28,9 +28,9 @@ def _load(args) -> "configload.Config":
     return configload.load(args.config, os.environ, args.set, args.data_dir)
 
 
-def _app(args, watch_deploys: bool = False) -> App:
+def _app(args, watch_deploys: bool = False, exclusive: bool = True) -> App:
     cfg = _load(args)
-    app = App(cfg, watch_deploys=watch_deploys)
+    app = App(cfg, watch_deploys=watch_deploys, exclusive=exclusive)
     logsetup.setup(cfg.log.level, cfg.log.format, app.secrets)
     return app
 
@@ -95,7 +95,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_status(args) -> int:
-    app = _app(args)
+    app = _app(args, exclusive=False)
     try:
         snap = app.board.current()
         jobs = [j.to_dict() for j in app.store.jobs(5)]
@@ -116,7 +116,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_jobs(args) -> int:
-    app = _app(args)
+    app = _app(args, exclusive=False)
     try:
         jobs = [j.to_dict() for j in app.store.jobs(args.limit)]
     finally:

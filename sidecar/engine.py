@@ -71,8 +71,8 @@ class Engine:
             paused=bool(paused),
             mode=self.cfg.mode,
             environment=self.cfg.environment,
-            local=CommitInfo(**applied["commit_info"]) if applied and applied.get("commit_info") else None,
-            remote=CommitInfo(**remote["commit_info"]) if remote and remote.get("commit_info") else None,
+            local=CommitInfo.from_dict(applied["commit_info"]) if applied and applied.get("commit_info") else None,
+            remote=CommitInfo.from_dict(remote["commit_info"]) if remote and remote.get("commit_info") else None,
             pending_commit=pending[-1].to_commit if pending else "",
             last_error_code=last.error_code if last and last.status != "succeeded" else "",
             last_error_message=last.error_message if last and last.status != "succeeded" else "",
@@ -235,7 +235,7 @@ class Engine:
             detail["history_rewritten"] = rewritten
             self.board.update(history_rewritten=rewritten)
         remote_info = self.git.commit_info(head)
-        self.store.put(REMOTE, {"commit": head, "commit_info": remote_info.to_dict() | {}})
+        self.store.put(REMOTE, {"commit": head, "commit_info": _info_dict(remote_info)})
         self.board.update(remote=remote_info)
 
         self._phase(job_id, "plan", detail)

@@ -40,6 +40,10 @@ class CommitInfo:
         d["short"] = self.short
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "CommitInfo":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
 
 @dataclass
 class Facts:
