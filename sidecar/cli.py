@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from . import __version__, configload, logsetup
 from .adapters.clock import iso
@@ -40,6 +41,8 @@ def cmd_serve(args) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # SIGUSR1 = Force Pull (e.g. from a post-receive hook next to a local repository).
+    signal.signal(signal.SIGUSR1, lambda *_: app.service.trigger("force"))
     app.start()
     print(f"flow-gitops {__version__} serving environment {app.cfg.environment!r}; state in {app.data_dir}", file=sys.stderr, flush=True)
     while not stop.wait(1.0):
@@ -147,6 +150,24 @@ def cmd_config_validate(args) -> int:
     return EXIT_OK
 
 
+def cmd_pause(args, paused: bool) -> int:
+    app = _app(args, exclusive=False)
+    try:
+        if not app.cfg.configured:
+            print("error: no repository is configured", file=sys.stderr)
+            return EXIT_FAILED
+        app.engine.set_paused(paused)
+    finally:
+        app.close()
+    print("sync paused" if paused else "sync resumed (a running sidecar starts a sync within seconds)")
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from . import demo
+    return demo.run(Path(args.dir).resolve(), args.port, args.check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flow-gitops", description="GitOps for Node-RED Flow Apps")
     p.add_argument("--version", action="version", version=f"flow-gitops {__version__}")
@@ -159,8 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true"); s.set_defaults(func=cmd_plan)
     s = sub.add_parser("status", help="show the recorded status"); _common(s)
     s.add_argument("--json", action="store_true"); s.set_defaults(func=cmd_status)
+    s = sub.add_parser("pause", help="pause sync (nothing is applied until resume)"); _common(s)
+    s.set_defaults(func=lambda a: cmd_pause(a, True))
+    s = sub.add_parser("resume", help="resume sync"); _common(s)
+    s.set_defaults(func=lambda a: cmd_pause(a, False))
     s = sub.add_parser("jobs", help="list sync jobs"); _common(s)
     s.add_argument("--limit", type=int, default=20); s.add_argument("--json", action="store_true"); s.set_defaults(func=cmd_jobs)
+    s = sub.add_parser("demo", help="run Node-RED + the sidecar + a local Git repository (source checkout)")
+    s.add_argument("--dir", default="demo-run", help="working directory of the demo (recreated)")
+    s.add_argument("--port", type=int, default=1880, help="Node-RED port (another free one if taken)")
+    s.add_argument("--check", action="store_true", help="commit a change, wait until it runs, then exit")
+    s.set_defaults(func=cmd_demo)
     c = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
     s = c.add_parser("validate", help="check a configuration file"); s.add_argument("file")
     s.add_argument("--set", action="append", default=[]); s.set_defaults(func=cmd_config_validate)

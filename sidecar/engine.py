@@ -108,6 +108,9 @@ class Engine:
         return settled
 
     # --- controls ----------------------------------------------------------
+    def stored_paused(self) -> bool:
+        return bool(self.store.get(PAUSED, self.cfg.sync.paused))
+
     def set_paused(self, paused: bool) -> None:
         self.store.put(PAUSED, paused)
         self.board.update(paused=paused)

@@ -70,6 +70,17 @@ class Service:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def _follow_pause_switch(self) -> None:
+        """Pick up a pause switch flipped by another process (`flow-gitops pause|resume --config`)."""
+        stored = self.engine.stored_paused()
+        if stored != self.board.facts().paused:
+            self.board.update(paused=stored)
+            if stored:
+                self._next_due = None
+                self.board.update(next_sync_at=None)
+            else:
+                self._co.offer(Trigger("resume"))
+
     def _active(self) -> bool:
         facts = self.board.facts()
         return facts.configured and not facts.paused and self.engine.cfg.mode == "pull"
@@ -90,6 +101,7 @@ class Service:
         while True:
             with self._cond:
                 while not self._stop:
+                    self._follow_pause_switch()
                     if self._next_due is not None and self.now() >= self._next_due:
                         self._co.offer(Trigger("timer"))
                         self._next_due = None
@@ -105,7 +117,10 @@ class Service:
                 if self._stop:
                     self._idle.set()
                     return
-            skip = trig.kind in ("timer", "startup", "resume", "webhook") and not self._active()
+            # Paused means nothing is applied: only an explicit approval still goes through.
+            skip = trig.kind != "approve" and not self._active()
+            if skip:
+                log.info("sync is paused: %s trigger ignored", trig.kind)
             failed = False
             if not skip:
                 job_id = self.engine.run(trig)

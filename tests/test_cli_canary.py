@@ -154,3 +154,32 @@ def test_cli_plan_shows_changes_and_config_validate_reports_fields(flowapp, repo
     assert "repository.branch: is not a valid branch name" in res.stdout
     assert "sync.interval: must be at least 120 seconds" in res.stdout
     assert "repository.password: must be a secret path" in res.stdout and "hunter2" not in res.stdout
+
+
+def test_serve_starts_paused_and_cli_resume_starts_syncing(flowapp, repos, secrets_dir, tmp_path):
+    remote = repos.create("flows")
+    sha = remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Flows")
+    data = sidecar_config(tmp_path, flowapp, secrets_dir, remote.file_url, "file")
+    data["sync"]["paused"] = True
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    proc = subprocess.Popen([*CLI, "serve", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        assert json.loads(cli("status", "--config", str(cfg), "--json").stdout)["status"]["state"] == "paused"
+        assert flowapp.flows()[0] == []
+        assert "sync resumed" in cli("resume", "--config", str(cfg)).stdout
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            st = json.loads(cli("status", "--config", str(cfg), "--json").stdout)["status"]
+            if st["local"] and st["local"]["sha"] == sha:
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError("resume did not start syncing")
+        assert st["state"] == "in_sync"
+        cli("pause", "--config", str(cfg))
+        assert json.loads(cli("status", "--config", str(cfg), "--json").stdout)["status"]["state"] == "paused"
+    finally:
+        proc.terminate()
+        proc.wait(20)

@@ -16,7 +16,7 @@ import requests
 from .common import die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = ROOT / "tests" / "fixtures" / "nodered" / "settings.js"
+SETTINGS = ROOT / "deploy" / "node-red" / "settings.js"
 
 
 def node_binary() -> str:
