@@ -72,16 +72,16 @@ def from_flags(sets: list[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError([Violation("--set", f"expected key=value, got {item!r}")])
-        out = _deep_merge(out, _nest(key.strip(), yaml.safe_load(value) if value else ""))
+        # The raw text: typed fields are converted by the config model, so a branch
+        # named 1.10 stays "1.10" (YAML would read it as the number 1.1).
+        out = _deep_merge(out, _nest(key.strip(), value))
     return out
 
 
 def load(path: str | None, environ: Mapping[str, str], sets: list[str] | None = None, data_dir: str | None = None) -> Config:
     layers: list[dict] = []
-    base_dir: Path | None = None
     if path:
-        layers.append(read_file(path))
-        base_dir = Path(path).resolve().parent
+        layers.append(_resolve_paths(read_file(path), Path(path).resolve().parent))
     layers.append(from_env(environ))
     layers.append(from_flags(sets or []))
     if data_dir:
@@ -89,24 +89,26 @@ def load(path: str | None, environ: Mapping[str, str], sets: list[str] | None = 
     merged: dict = {}
     for layer in layers:
         merged = _deep_merge(merged, layer)
-    cfg = merge(Config(), merged)
-    if base_dir is not None:
-        _resolve_paths(cfg, base_dir)
-    return cfg
+    return merge(Config(), merged)
 
 
-def _resolve_paths(cfg: Config, base: Path) -> None:
-    """Relative file paths in a config file are relative to that file."""
-    def fix(value: str) -> str:
-        return value if not value or Path(value).is_absolute() else str((base / value).resolve())
+# File settings that name paths on disk.
+_PATH_KEYS = (("data_dir",), ("secrets", "dir"), ("secrets", "file"), ("repository", "known_hosts_file"),
+              ("repository", "ca_file"), ("flow_app", "user_dir"))
 
-    cfg.data_dir = fix(cfg.data_dir)
-    cfg.secrets.dir = fix(cfg.secrets.dir)
-    cfg.secrets.file = fix(cfg.secrets.file)
-    cfg.repository.known_hosts_file = fix(cfg.repository.known_hosts_file)
-    cfg.repository.ca_file = fix(cfg.repository.ca_file)
-    if cfg.flow_app.user_dir:
-        cfg.flow_app.user_dir = fix(cfg.flow_app.user_dir)
+
+def _resolve_paths(data: dict, base: Path) -> dict:
+    """Relative file paths written in a config file are relative to that file
+    (values from the environment or flags stay relative to the working directory)."""
+    for keys in _PATH_KEYS:
+        holder = data
+        for k in keys[:-1]:
+            holder = holder.get(k) if isinstance(holder, dict) else None
+        if isinstance(holder, dict):
+            value = holder.get(keys[-1])
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                holder[keys[-1]] = str((base / value).resolve())
+    return data
 
 
 def apply_saved(cfg: Config, saved: dict | None) -> Config:

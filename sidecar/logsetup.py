@@ -19,6 +19,8 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (and redacted) by RedactingFilter
+            out["exc"] = record.exc_text
         return json.dumps(out, ensure_ascii=False)
 
 

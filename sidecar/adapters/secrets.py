@@ -116,7 +116,7 @@ class FileSecretSource(SecretSource):
     def __init__(self, path: str | Path) -> None:
         self.file = Path(path).resolve()
         self.location = str(self.file)
-        self._cache: tuple[float, int, dict] | None = None
+        self._cache: tuple[tuple[int, int, int], dict] | None = None
         self._lock = threading.Lock()
 
     def _data(self) -> dict:
@@ -124,9 +124,10 @@ class FileSecretSource(SecretSource):
             st = self.file.stat()
         except OSError:
             return {}
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
         with self._lock:
-            if self._cache and self._cache[:2] == (st.st_mtime, st.st_size):
-                return self._cache[2]
+            if self._cache and self._cache[0] == key:
+                return self._cache[1]
             try:
                 text = self.file.read_text("utf-8")
                 data = json.loads(text) if self.file.suffix == ".json" else yaml.safe_load(text)
@@ -135,7 +136,7 @@ class FileSecretSource(SecretSource):
                 data = {}
             if not isinstance(data, dict):
                 data = {}
-            self._cache = (st.st_mtime, st.st_size, data)
+            self._cache = (key, data)
             return data
 
     def get(self, path: str) -> str | None:
@@ -239,9 +240,21 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         values = [v for v in self.source.values() if len(v) >= 4]
-        if values:
-            message = record.getMessage()
+        if not values:
+            return True
+
+        def scrub(text: str) -> str:
             for v in values:
-                message = message.replace(v, "***")
-            record.msg, record.args = message, None
+                text = text.replace(v, "***")
+            return text
+
+        record.msg, record.args = scrub(record.getMessage()), None
+        # Tracebacks are formatted after filters run: format, scrub and keep them as text.
+        if record.exc_info:
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
         return True

@@ -158,7 +158,7 @@ def _coerce(value: Any, target: Any, name: str, errors: list[Violation]) -> Any:
 def _fill(obj: Any, data: dict, prefix: str, errors: list[Violation]) -> None:
     known = {f.name: f for f in dataclasses.fields(obj)}
     for key, value in data.items():
-        name = f"{prefix}{key}"
+        name = f"{prefix}{key}" if str(key) else f"{prefix}(empty key)"
         if key not in known:
             errors.append(Violation(name, "unknown setting"))
             continue
@@ -190,12 +190,24 @@ def from_dict(data: dict) -> Config:
     return merge(Config(), data)
 
 
+def _split(url: str):
+    """urlsplit that reports malformed URLs (e.g. a broken IPv6 literal) as None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+        return parts
+    except ValueError:
+        return None
+
+
 def _url_error(protocol: str, url: str) -> str | None:
     if not url:
         return "is required"
     if protocol == "ssh":
         if url.startswith("ssh://"):
-            parts = urlsplit(url)
+            parts = _split(url)
+            if parts is None:
+                return "is not a valid URL"
             if not parts.hostname or not parts.path.strip("/"):
                 return "must name a host and a repository path, like ssh://git@host/owner/repo.git"
             if parts.password:
@@ -207,7 +219,9 @@ def _url_error(protocol: str, url: str) -> str | None:
     if protocol == "https":
         if not url.startswith(("http://", "https://")):
             return "Protocol Mismatch: HTTPS needs a URL starting with http:// or https://"
-        parts = urlsplit(url)
+        parts = _split(url)
+        if parts is None:
+            return "is not a valid URL"
         if not parts.hostname:
             return "must name a host"
         if parts.password or parts.username:
@@ -243,9 +257,11 @@ def validate(cfg: Config, secret_exists: Callable[[str], bool] | None = None) ->
         add("environment", "is required")
     if not cfg.data_dir:
         add("data_dir", "is required")
-    fa = urlsplit(cfg.flow_app.url)
-    if fa.scheme not in ("http", "https") or not fa.hostname:
+    fa = _split(cfg.flow_app.url)
+    if fa is None or fa.scheme not in ("http", "https") or not fa.hostname:
         add("flow_app.url", "must be an http:// or https:// URL of the Node-RED Admin API")
+    elif fa.username or fa.password:
+        add("flow_app.url", "must not contain credentials: use flow_app.token (a secret path)")
     sources = [s for s in (cfg.secrets.dir, cfg.secrets.file, cfg.secrets.env_prefix) if s]
     if len(sources) > 1:
         add("secrets", "choose one source: dir, file or env_prefix")

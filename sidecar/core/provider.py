@@ -14,8 +14,11 @@ def host_and_path(url: str) -> tuple[str, str]:
     if m and "://" not in url:
         host, path = m.group("host"), m.group("path")
     else:
-        parts = urlsplit(url)
-        host, path = parts.hostname or "", parts.path
+        try:
+            parts = urlsplit(url)
+            host, path = parts.hostname or "", parts.path
+        except ValueError:
+            return "", ""
     path = path.strip("/")
     if path.endswith(".git"):
         path = path[:-4]
@@ -30,12 +33,25 @@ def detect(url: str, configured: str = "auto") -> str:
     return _HOSTS.get(host, "generic")
 
 
+def _web_root(url: str, host: str) -> str:
+    """The web address of the host: an http(s) remote keeps its scheme and port
+    (self-hosted Gitea/GitLab on :3000); SSH remotes map to https://host."""
+    if url.startswith(("http://", "https://")):
+        try:
+            parts = urlsplit(url)
+            port = f":{parts.port}" if parts.port else ""
+            return f"{parts.scheme}://{host}{port}"
+        except ValueError:
+            pass
+    return f"https://{host}"
+
+
 def commit_link(url: str, provider: str, sha: str) -> str:
     """A web link to `sha`, or "" when the provider is not a known web host."""
     host, path = host_and_path(url)
     if not host or not path or provider in ("generic", "auto", ""):
         return ""
-    base = f"https://{host}/{path}"
+    base = f"{_web_root(url, host)}/{path}"
     if provider == "github":
         return f"{base}/commit/{sha}"
     if provider == "gitlab":

@@ -10,8 +10,8 @@ def branch_error(name: str) -> str | None:
         return "is empty"
     if name.startswith("-"):
         return "must not start with '-'"
-    if name == "@":
-        return "must not be '@'"
+    if name == "HEAD":
+        return "must not be 'HEAD'"
     if name.endswith("/") or name.startswith("/"):
         return "must not start or end with '/'"
     if name.endswith("."):
