@@ -197,6 +197,13 @@ class Engine:
                  (self.store.job(job.id).to_commit or "")[:8], time.monotonic() - started)
         return job.id
 
+    def _attempt_number(self, job_id: int, target: str) -> int:
+        """1 for a first try; n+1 when the previous job failed on the same target commit."""
+        previous = next((j for j in self.store.jobs(5) if j.id < job_id and j.status not in ("pending_approval",)), None)
+        if previous and previous.status in ("failed", "interrupted") and previous.to_commit in ("", target):
+            return previous.attempts + 1
+        return 1
+
     def _phase(self, job_id: int, phase: str, detail: dict) -> None:
         self.store.update_job(job_id, phase=phase, detail=detail)
         self.board.update(running=phase)
@@ -205,7 +212,7 @@ class Engine:
         facts = self.board.facts()
         pending = self.store.pending_jobs()
         head = self.git.remote_head()
-        self.store.update_job(job_id, to_commit=head)
+        self.store.update_job(job_id, to_commit=head, attempts=self._attempt_number(job_id, head))
         remote_prev = (self.store.get(REMOTE) or {}).get("commit", "")
 
         # P2: nothing new → no fetch, no Flow App call, no deploy.

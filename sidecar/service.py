@@ -51,6 +51,15 @@ class Service:
         self.engine.set_paused(False)
         return self.trigger("resume")
 
+    def retry(self, job_id: int) -> str:
+        """Retry a failed or interrupted job: a sync of the current remote head, linked to it."""
+        job = self.engine.store.job(job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} does not exist")
+        if job.status not in ("failed", "interrupted"):
+            raise ValueError(f"job {job_id} is {job.status}; only failed or interrupted jobs can be retried")
+        return self.trigger("retry", str(job_id))
+
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Block until no sync runs or waits (for tests and the CLI's one-shot mode)."""
         return self._idle.wait(timeout)

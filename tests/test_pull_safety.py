@@ -138,3 +138,25 @@ def test_flow_app_down_during_apply_is_retried_and_nothing_is_partial(own_nodere
     assert len(own_nodered.flows()[0]) == len(flowgen.example(tabs=5))
     jobs = [j.status for j in app.store.jobs()]
     assert "failed" in jobs and jobs[0] == "succeeded"
+
+
+def test_failed_job_can_be_retried_and_attempts_are_counted(flowapp, repos, make_sidecar):
+    remote = repos.create("flows")
+    remote.commit({"flows.json": "{not json"}, "Broken")
+    app = make_sidecar(flowapp, remote.file_url)
+    first = run(app)
+    second = run(app, "timer")
+    assert (first.status, first.attempts) == ("failed", 1)
+    assert (second.status, second.attempts) == ("failed", 2)
+    noop = app.store.start_job("force", "")
+    app.store.finish_job(noop.id, "noop")
+    with pytest.raises(ValueError):
+        app.service.retry(noop.id)  # only failed or interrupted jobs can be retried
+    with pytest.raises(LookupError):
+        app.service.retry(999)
+    fixed = remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Fixed")
+    app.start()
+    assert app.service.retry(second.id) in ("queued", "coalesced")
+    assert app.service.wait_idle(30)
+    retried = next(j for j in app.store.jobs() if j.retry_of == second.id)
+    assert retried.trigger == "retry" and retried.status == "succeeded" and retried.to_commit == fixed
