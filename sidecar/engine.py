@@ -55,6 +55,7 @@ class Engine:
         self.board = board
         self.now = now
         self.deploying = False
+        self._phase_name, self._phase_started = "check", None
         self.load_facts()
 
     # --- facts on start ----------------------------------------------------
@@ -205,12 +206,18 @@ class Engine:
         return 1
 
     def _phase(self, job_id: int, phase: str, detail: dict) -> None:
+        now = time.monotonic()
+        timings = detail.setdefault("timings_ms", {})
+        if self._phase_started is not None:
+            timings[self._phase_name] = round((now - self._phase_started) * 1000, 1)
+        self._phase_name, self._phase_started = phase, now
         self.store.update_job(job_id, phase=phase, detail=detail)
         self.board.update(running=phase)
 
     def _sync(self, job_id: int, trigger: Trigger, applied: dict, detail: dict) -> str:
         facts = self.board.facts()
         pending = self.store.pending_jobs()
+        self._phase_name, self._phase_started = "check", time.monotonic()
         head = self.git.remote_head()
         self.store.update_job(job_id, to_commit=head, attempts=self._attempt_number(job_id, head))
         remote_prev = (self.store.get(REMOTE) or {}).get("commit", "")

@@ -30,6 +30,7 @@ from ..core.errors import (
 from ..core.status import CommitInfo
 from .runner import RunResult, Runner
 from .secrets import SecretSource
+from .smarthttp import SmartHttpProbe
 from .sshagent import SshAgent
 
 log = logging.getLogger("flow_gitops.git")
@@ -75,6 +76,7 @@ class GitSource:
         self.round_trips = 0  # network commands run (ls-remote + fetch), for tests and metrics
         self.provider = provider.detect(cfg.url, cfg.provider)
         self._repo_obj: gitpython.Repo | None = None
+        self._probe = SmartHttpProbe(cfg.url, cfg.ca_file) if cfg.protocol == "https" else None
 
     # --- plumbing ----------------------------------------------------------
     def _secret(self, field: str) -> str:
@@ -160,8 +162,15 @@ class GitSource:
     # --- the interface -----------------------------------------------------
     def remote_head(self) -> str:
         """The branch head on the remote: one round trip, nothing fetched."""
-        self._ensure_repo()
         ref = f"refs/heads/{self.cfg.branch}"
+        if self._probe is not None:
+            refs = self._probe.refs(self._secret("username"), self._secret("password"), min(30.0, self.cfg.timeout))
+            if refs is not None:
+                self.round_trips += 1
+                if ref not in refs:
+                    raise SyncError(GIT_BRANCH_MISSING, f"branch {self.cfg.branch!r} does not exist in the repository (names are case-sensitive)")
+                return refs[ref]
+        self._ensure_repo()
         res = self._run(["ls-remote", "--exit-code", "origin", ref], network=True)
         if res.returncode == 2:
             raise SyncError(GIT_BRANCH_MISSING, f"branch {self.cfg.branch!r} does not exist in the repository (names are case-sensitive)")
@@ -238,5 +247,7 @@ class GitSource:
         return obj.data_stream.read()
 
     def close(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
         self._forget_repo()
         self.agent.stop()
