@@ -14,7 +14,8 @@ from .adapters.runner import Runner
 from .adapters.secrets import SecretSource, SecretWatcher, open_source
 from .adapters.store import Store
 from .configload import apply_saved
-from .core.config import Config, ConfigError, validate
+from .core.config import EDITABLE_SECTIONS, Config, ConfigError, Violation, merge, validate
+from .core.errors import SyncError
 from .core.status import Board
 from .engine import Engine
 from .service import Service
@@ -26,6 +27,17 @@ SAVED_CONFIG = "saved_config"
 
 class DataDirBusy(RuntimeError):
     pass
+
+
+class ConfigLocked(RuntimeError):
+    """Saving was refused because sync is active (C4): pause first."""
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 class App:
@@ -61,6 +73,51 @@ class App:
         self.service = Service(self.engine, cfg.sync.interval)
         self.secret_watcher = SecretWatcher(self.secrets, self._secrets_changed)
         self.deploy_watcher = DeployWatcher(cfg.flow_app.url, self._flowapp_token, self.engine.on_flowapp_deploy) if watch_deploys else None
+
+    def save_config(self, changes: dict) -> dict:
+        """Validate, persist and apply changes to the editable sections, then connect (C3, C4).
+
+        Refused with `ConfigLocked` while sync is active. A first configuration starts
+        paused. Returns {"remote_head": sha or "", "error": {"code", "message"} or None}.
+        """
+        unknown = [k for k in changes if k not in EDITABLE_SECTIONS]
+        if unknown:
+            raise ConfigError([Violation(k, "cannot be changed here (editable: repository, sync)") for k in unknown])
+        with self.engine.lock:
+            facts = self.board.facts()
+            if facts.configured and not facts.paused:
+                raise ConfigLocked("sync is active: pause it first, then change the configuration")
+            new_cfg = merge(self.cfg, changes)
+            problems = validate(new_cfg, self.secrets.exists)
+            if problems:
+                raise ConfigError(problems)
+            first = not self.cfg.configured
+            saved = _deep_merge(self.store.get(SAVED_CONFIG) or {}, changes)
+            self.store.put(SAVED_CONFIG, saved)
+            repo_changed = new_cfg.repository != self.cfg.repository
+            self.cfg = new_cfg
+            if repo_changed:
+                self.git.close()
+                self.git = GitSource(new_cfg.repository, self.data_dir, self.secrets, self.runner, self.runtime_dir)
+                self.store.delete("remote")
+            self.engine.cfg, self.engine.git = new_cfg, self.git
+            self.service.interval = new_cfg.sync.interval
+            if first:
+                self.engine.set_paused(True)
+            self.board.update(configured=new_cfg.configured, remote=None if repo_changed else self.board.facts().remote)
+            try:
+                head = self.git.remote_head()
+            except SyncError as err:
+                self.board.update(last_error_code=err.code, last_error_message=err.message)
+                return {"remote_head": "", "error": {"code": err.code, "message": err.message}}
+            self.board.update(last_error_code="", last_error_message="")
+            try:
+                if not self.git.has_commit(head):
+                    self.git.fetch()
+                self.board.update(remote=self.git.commit_info(head))
+            except SyncError:
+                pass  # the head is known; details come with the next sync
+            return {"remote_head": head, "error": None}
 
     def _flowapp_token(self) -> str:
         path = self.cfg.flow_app.token

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -55,6 +56,7 @@ class Engine:
         self.board = board
         self.now = now
         self.deploying = False
+        self.lock = threading.RLock()  # one job at a time; configuration swaps wait for it
         self._phase_name, self._phase_started = "check", None
         self.load_facts()
 
@@ -171,6 +173,10 @@ class Engine:
 
     # --- one sync job ------------------------------------------------------
     def run(self, trigger: Trigger) -> int:
+        with self.lock:
+            return self._run(trigger)
+
+    def _run(self, trigger: Trigger) -> int:
         applied = self.applied() or {}
         retry_of = int(trigger.detail) if trigger.kind == "retry" and trigger.detail.isdigit() else None
         job = self.store.start_job(trigger.kind, applied.get("commit", ""), retry_of=retry_of)

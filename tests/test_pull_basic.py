@@ -160,3 +160,15 @@ def test_a_commit_without_flow_changes_records_without_deploying(flowapp, repos,
     assert flowapp.flows()[1] == rev
     assert flowapp.global_value("starts_t0f0") == 1  # nothing restarted
     assert app.board.current()["local"]["sha"] == sha
+
+
+def test_nodered_sees_the_same_secrets_as_the_sidecar(tmp_path, nr_token):
+    """deploy/node-red/settings.js exposes the sidecar's secret directory as global.SECRETS."""
+    from tests.servers.nodered import NodeRedServer
+
+    secrets = tmp_path / "secrets"
+    (secrets / "git").mkdir(parents=True)
+    (secrets / "git" / "token").write_text("t0k3n\n")
+    (secrets / "..data").mkdir()  # Kubernetes' bookkeeping entries are skipped
+    with NodeRedServer(tmp_path / "nr", admin_token=nr_token, secrets_dir=secrets) as nr:
+        assert nr.global_value("SECRETS.git.token") == "t0k3n"

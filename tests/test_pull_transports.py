@@ -141,3 +141,27 @@ def test_ssh_wrong_passphrase_is_a_clear_error(flowapp, repos, ssh_git, make_sid
     job = app.store.job(app.engine.run(Trigger("force")))
     assert job.status == "failed" and job.error_code == "git_auth_failed"
     assert "passphrase" in job.error_message
+
+
+def test_every_git_call_has_a_wall_clock_timeout(flowapp, repos, ssh_git, make_sidecar, secrets_dir, tmp_path):
+    """A server that accepts and then says nothing: ssh's own timeouts are long; ours stops git."""
+    from tests.servers.faultproxy import FaultProxy
+
+    remote = repos.create("flows")
+    remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Flows")
+    extra = ssh_secrets(secrets_dir, tmp_path, ssh_git, passphrase=None)
+    with FaultProxy("127.0.0.1", ssh_git.port) as proxy:
+        # the proxy listens on another port: known_hosts must name that address
+        line = ssh_git.host_key_line().replace(f"]:{ssh_git.port} ", f"]:{proxy.port} ")
+        (secrets_dir / "git" / "known_hosts").write_text(line + "\n")
+        url = ssh_git.url_for("flows").replace(f":{ssh_git.port}/", f":{proxy.port}/")
+        extra["repository"]["timeout"] = 2
+        app = make_sidecar(flowapp, url, protocol="ssh", extra=extra)
+        assert app.store.job(app.engine.run(Trigger("force"))).status == "succeeded"  # through the proxy, working
+        proxy.mode = "blackhole"
+        t0 = time.monotonic()
+        job = app.store.job(app.engine.run(Trigger("force")))
+        elapsed = time.monotonic() - t0
+    assert job.status == "failed" and job.error_code == "git_timeout"
+    assert "longer than 2 s" in job.error_message
+    assert elapsed < 6

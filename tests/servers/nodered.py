@@ -114,8 +114,11 @@ class NodeRedServer:
 
     def global_value(self, key: str):
         body = self.session.get(self.url + f"/context/global/{key}", headers=self.headers(), timeout=10).json()
-        if body.get("format") == "undefined":
+        fmt = body.get("format", "")
+        if fmt == "undefined":
             return None
+        if fmt.startswith("string"):
+            return body["msg"]
         return json.loads(body["msg"])
 
     def wait_log(self, needle: str, since: int = 0, timeout: float = 20.0) -> None:
