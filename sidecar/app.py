@@ -14,7 +14,7 @@ from .adapters.runner import Runner
 from .adapters.secrets import SecretSource, SecretWatcher, open_source
 from .adapters.store import Store
 from .configload import apply_saved
-from .core.config import EDITABLE_SECTIONS, Config, ConfigError, Violation, merge, validate
+from .core.config import EDITABLE_SECTIONS, Config, ConfigError, Violation, deep_merge, merge, validate
 from .core.errors import SyncError
 from .core.status import Board
 from .engine import Engine
@@ -31,13 +31,6 @@ class DataDirBusy(RuntimeError):
 
 class ConfigLocked(RuntimeError):
     """Saving was refused because sync is active (C4): pause first."""
-
-
-def _deep_merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 class App:
@@ -92,7 +85,7 @@ class App:
             if problems:
                 raise ConfigError(problems)
             first = not self.cfg.configured
-            saved = _deep_merge(self.store.get(SAVED_CONFIG) or {}, changes)
+            saved = deep_merge(self.store.get(SAVED_CONFIG) or {}, changes)
             self.store.put(SAVED_CONFIG, saved)
             repo_changed = new_cfg.repository != self.cfg.repository
             self.cfg = new_cfg

@@ -15,7 +15,7 @@ from typing import Mapping
 
 import yaml
 
-from .core.config import Config, ConfigError, Violation, merge
+from .core.config import Config, ConfigError, Violation, deep_merge, merge
 
 ENV_PREFIX = "FLOW_GITOPS_"
 # Variables with this prefix that are not settings.
@@ -29,13 +29,6 @@ def _nest(dotted: str, value: object) -> dict:
     for p in parts[:-1]:
         cur = cur.setdefault(p, {})
     cur[parts[-1]] = value
-    return out
-
-
-def _deep_merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -62,7 +55,7 @@ def from_env(environ: Mapping[str, str]) -> dict:
         if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
             continue
         key = name[len(ENV_PREFIX):].lower().replace("__", ".")
-        out = _deep_merge(out, _nest(key, value))
+        out = deep_merge(out, _nest(key, value))
     return out
 
 
@@ -74,7 +67,7 @@ def from_flags(sets: list[str]) -> dict:
             raise ConfigError([Violation("--set", f"expected key=value, got {item!r}")])
         # The raw text: typed fields are converted by the config model, so a branch
         # named 1.10 stays "1.10" (YAML would read it as the number 1.1).
-        out = _deep_merge(out, _nest(key.strip(), value))
+        out = deep_merge(out, _nest(key.strip(), value))
     return out
 
 
@@ -88,7 +81,7 @@ def load(path: str | None, environ: Mapping[str, str], sets: list[str] | None = 
         layers.append({"data_dir": data_dir})
     merged: dict = {}
     for layer in layers:
-        merged = _deep_merge(merged, layer)
+        merged = deep_merge(merged, layer)
     return merge(Config(), merged)
 
 

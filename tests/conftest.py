@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from sidecar.app import App
-from sidecar.core.config import from_dict
+from sidecar.core.config import deep_merge, from_dict
+from tests.servers.common import make_tls_cert
+from tests.servers.githttp import GitHttpServer
 from tests.servers.gitrepo import GitRepoFactory
 from tests.servers.nodered import NodeRedServer, node_binary, red_js
 
@@ -72,13 +74,6 @@ def secrets_dir(tmp_path, nr_token) -> Path:
     return d
 
 
-def deep_merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def sidecar_config(tmp_path: Path, flowapp: NodeRedServer, secrets_dir: Path, url: str, protocol: str = "file", extra: dict | None = None) -> dict:
     data = {
         "environment": "test",
@@ -89,6 +84,16 @@ def sidecar_config(tmp_path: Path, flowapp: NodeRedServer, secrets_dir: Path, ur
         "sync": {"interval": 120, "paused": False},
     }
     return deep_merge(data, extra or {})
+
+
+@pytest.fixture
+def https_git(tmp_path, repos):
+    """Git over HTTPS with basic auth (GIT_USER / CANARY) through git http-backend; `.cafile` to trust."""
+    cert, key = make_tls_cert(tmp_path / "tls")
+    srv = GitHttpServer(repos.root, GIT_USER, CANARY, certfile=cert, keyfile=key).start()
+    srv.cafile = cert
+    yield srv
+    srv.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ with a canary secret that must never leak (S5)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,14 +10,11 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests import flowgen
 from tests.conftest import sidecar_config
-from tests.constants import CANARY, GIT_USER
-from tests.servers.common import make_tls_cert
-from tests.servers.githttp import GitHttpServer
+from tests.constants import CANARY
 
 CLI = [sys.executable, "-m", "sidecar"]
 
@@ -63,13 +59,6 @@ class ArgvWatch:
         self._t.join()
 
 
-@pytest.fixture
-def https_git(tmp_path, repos):
-    cert, key = make_tls_cert(tmp_path / "tls")
-    srv = GitHttpServer(repos.root, GIT_USER, CANARY, certfile=cert, keyfile=key).start()
-    srv.cafile = cert
-    yield srv
-    srv.stop()
 
 
 def write_config(tmp_path, flowapp, secrets_dir, url, extra) -> Path:

@@ -9,19 +9,10 @@ import pytest
 
 from sidecar.core.schedule import Trigger
 from tests import flowgen
-from tests.constants import CANARY, GIT_USER
-from tests.servers.common import make_tls_cert
-from tests.servers.githttp import GitHttpServer
+from tests.constants import CANARY
 from tests.servers.sshgit import SshGitServer, make_client_key
 
 
-@pytest.fixture
-def https_git(tmp_path, repos):
-    cert, key = make_tls_cert(tmp_path / "tls")
-    srv = GitHttpServer(repos.root, GIT_USER, CANARY, certfile=cert, keyfile=key).start()
-    srv.cafile = cert
-    yield srv
-    srv.stop()
 
 
 def https_extra(srv) -> dict:

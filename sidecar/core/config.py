@@ -172,6 +172,14 @@ def _fill(obj: Any, data: dict, prefix: str, errors: list[Violation]) -> None:
             setattr(obj, key, _coerce(value, current, name, errors))
 
 
+def deep_merge(a: dict, b: dict) -> dict:
+    """`a` updated with `b`, recursing into nested mappings (plain data, not Config)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def merge(base: Config, data: dict) -> Config:
     """A copy of `base` with `data` (nested plain values) applied; unknown keys are errors."""
     errors: list[Violation] = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 STATES = ("not_configured", "paused", "syncing", "recovering", "pending_approval", "error", "behind", "in_sync")
