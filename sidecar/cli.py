@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 
 from . import __version__, configload, logsetup
@@ -37,16 +37,31 @@ def _app(args, watch_deploys: bool = False, exclusive: bool = True) -> App:
 
 def cmd_serve(args) -> int:
     app = _app(args, watch_deploys=True)
-    stop = threading.Event()
+    return asyncio.run(_serve(app))
+
+
+async def _serve(app: App) -> int:
+    from .api.server import ApiServer
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        loop.add_signal_handler(sig, stop.set)
     # SIGUSR1 = Force Pull (e.g. from a post-receive hook next to a local repository).
-    signal.signal(signal.SIGUSR1, lambda *_: app.service.trigger("force"))
-    app.start()
-    print(f"flow-gitops {__version__} serving environment {app.cfg.environment!r}; state in {app.data_dir}", file=sys.stderr, flush=True)
-    while not stop.wait(1.0):
-        pass
-    app.stop()
+    loop.add_signal_handler(signal.SIGUSR1, lambda: app.service.trigger("force"))
+    server = ApiServer(app)
+    try:
+        await server.start()
+    except (OSError, SystemExit) as exc:
+        print(f"error: the API could not start: {exc}", file=sys.stderr)
+        app.close()
+        return EXIT_FAILED
+    await asyncio.to_thread(app.start)
+    print(f"flow-gitops {__version__} serving environment {app.cfg.environment!r}; state in {app.data_dir}; "
+          f"gRPC :{server.grpc_port}, HTTP :{server.http_port}", file=sys.stderr, flush=True)
+    await stop.wait()
+    await server.stop()
+    await asyncio.to_thread(app.stop)
     return EXIT_OK
 
 

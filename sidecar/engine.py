@@ -119,6 +119,10 @@ class Engine:
         self.board.update(paused=paused)
 
     def reject(self) -> int | None:
+        with self.lock:
+            return self._reject()
+
+    def _reject(self) -> int | None:
         pending = self.store.pending_jobs()
         if not pending:
             return None
@@ -161,6 +165,10 @@ class Engine:
 
     def plan(self) -> dict:
         """Dry run: fetch the remote head and say what applying it would change."""
+        with self.lock:
+            return self._plan()
+
+    def _plan(self) -> dict:
         head = self.git.remote_head()
         if not self.git.has_commit(head):
             head = self.git.fetch()

@@ -72,6 +72,10 @@ class Service:
         self._thread = threading.Thread(target=self._loop, name="sync-loop", daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 30.0) -> None:
         with self._cond:
             self._stop = True

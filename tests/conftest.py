@@ -82,6 +82,7 @@ def sidecar_config(tmp_path: Path, flowapp: NodeRedServer, secrets_dir: Path, ur
         "secrets": {"dir": str(secrets_dir)},
         "repository": {"protocol": protocol, "url": url, "branch": "main", "timeout": 20},
         "sync": {"interval": 120, "paused": False},
+        "api": {"grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0"},
     }
     return deep_merge(data, extra or {})
 
@@ -112,3 +113,20 @@ def make_sidecar(tmp_path, secrets_dir):
             app.stop()
         except Exception:
             pass
+
+
+@pytest.fixture
+def running_sidecar(make_sidecar):
+    """Start a sidecar with its API: `running_sidecar(flowapp, url, ...)` → RunningSidecar."""
+    from tests.apiserver import RunningSidecar
+
+    started: list[RunningSidecar] = []
+
+    def start(flowapp, url, protocol="file", extra=None, heartbeat=None, watch=False):
+        rs = RunningSidecar(make_sidecar(flowapp, url, protocol, extra, watch=watch), heartbeat=heartbeat)
+        started.append(rs)
+        return rs
+
+    yield start
+    for rs in started:
+        rs.stop()

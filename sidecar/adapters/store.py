@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,6 +85,11 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
         os.chmod(path, 0o600)
+        self.on_job: Callable[[int], None] | None = None  # told after every job write
+
+    def _job_changed(self, job_id: int) -> None:
+        if self.on_job is not None:
+            self.on_job(job_id)
 
     @classmethod
     def open(cls, data_dir: str | Path) -> "Store":
@@ -130,6 +135,7 @@ class Store:
             "INSERT INTO jobs(trigger, status, phase, from_commit, started_at, retry_of, attempts) VALUES(?, 'running', 'check', ?, ?, ?, ?)",
             (trigger, from_commit, time.time(), retry_of, attempts),
         )
+        self._job_changed(cur.lastrowid)
         return self.job(cur.lastrowid)
 
     def update_job(self, job_id: int, **fields: Any) -> None:
@@ -137,6 +143,7 @@ class Store:
             fields["detail"] = json.dumps(fields["detail"])
         cols = ", ".join(f"{k}=?" for k in fields)
         self._tx(f"UPDATE jobs SET {cols} WHERE id=?", (*fields.values(), job_id))
+        self._job_changed(job_id)
 
     def finish_job(self, job_id: int, status: str, **fields: Any) -> None:
         self.update_job(job_id, status=status, finished_at=time.time(), **fields)
@@ -159,6 +166,7 @@ class Store:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        self._job_changed(job_id)
 
     def job(self, job_id: int) -> Job | None:
         with self._lock:

@@ -80,6 +80,23 @@ class SyncConfig:
 
 
 @dataclass
+class ApiConfig:
+    grpc_listen: str = "127.0.0.1:8471"
+    """host:port of the native gRPC server (health, reflection, the service)."""
+    http_listen: str = "127.0.0.1:8472"
+    """host:port of the HTTP server: gRPC-web, /healthz, /readyz, /metrics."""
+    token: str = ""
+    """Secret path of the API bearer token; empty: `token_file`."""
+    token_file: str = ""
+    """File holding the bearer token (default <data_dir>/api-token, created 0600 when absent)."""
+    tls_cert: str = ""
+    tls_key: str = ""
+    """PEM files: both set → TLS on both servers."""
+    cors_origins: str = ""
+    """Comma-separated exact browser origins allowed to call gRPC-web; empty: CORS off."""
+
+
+@dataclass
 class LogConfig:
     level: str = "info"
     format: str = "text"  # text | json
@@ -94,6 +111,7 @@ class Config:
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
     repository: RepositoryConfig = field(default_factory=RepositoryConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict:
@@ -242,6 +260,13 @@ def _url_error(protocol: str, url: str) -> str | None:
     return None
 
 
+def _listen_error(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        return "must be host:port, e.g. 127.0.0.1:8471"
+    return None
+
+
 def _relative_path_error(value: str) -> str | None:
     if value.startswith("/") or value.startswith("\\"):
         return "must be relative to the repository root"
@@ -286,6 +311,17 @@ def validate(cfg: Config, secret_exists: Callable[[str], bool] | None = None) ->
             add(name, f"{value} does not exist in the secret source")
 
     secret_field("flow_app.token", cfg.flow_app.token, False)
+    secret_field("api.token", cfg.api.token, False)
+    for name in ("grpc_listen", "http_listen"):
+        problem = _listen_error(getattr(cfg.api, name))
+        if problem:
+            add(f"api.{name}", problem)
+    if bool(cfg.api.tls_cert) != bool(cfg.api.tls_key):
+        add("api.tls_cert", "tls_cert and tls_key go together")
+    for origin in filter(None, (o.strip() for o in cfg.api.cors_origins.split(","))):
+        parts = _split(origin)
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+            add("api.cors_origins", f"{origin!r} is not an origin like https://editor.example.com")
 
     repo = cfg.repository
     if not cfg.configured:

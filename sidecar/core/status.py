@@ -8,7 +8,7 @@ States (what a client may rely on):
 * ``recovering`` – a sync is installing missing node modules.
 * ``pending_approval`` – a new revision waits for someone to approve it.
 * ``error`` – the last sync failed; `reason_code` and `reason_message` say why.
-* ``behind`` – the remote has a commit that is not applied (e.g. a sync is due).
+* ``behind`` – the remote has a commit that is not applied, or nothing was applied yet.
 * ``in_sync`` – the Flow App runs the remote head.
 """
 from __future__ import annotations
@@ -81,14 +81,14 @@ def fold(f: Facts) -> str:
         return "error"
     if f.paused:
         return "paused"
-    if f.remote and (not f.local or f.remote.sha != f.local.sha):
-        return "behind"
+    if f.local is None or (f.remote and f.remote.sha != f.local.sha):
+        return "behind"  # nothing applied yet, or the remote moved on
     return "in_sync"
 
 
 def snapshot(f: Facts, seq: int) -> dict:
     """The status as a plain dict (what APIs and the CLI print)."""
-    behind = bool(f.remote and (not f.local or f.remote.sha != f.local.sha))
+    behind = bool(f.configured and (f.local is None or (f.remote and f.remote.sha != f.local.sha)))
     return {
         "seq": seq,
         "state": fold(f),

@@ -1,0 +1,47 @@
+"""Prometheus metrics (names prefixed `flow_gitops_`), fed by job and status changes."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from .adapters.store import FINAL, Job
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.syncs = Counter("flow_gitops_syncs", "Sync jobs by result (success, error, noop).", ["result"], registry=r)
+        self.duration = Histogram("flow_gitops_sync_duration_seconds", "Duration of sync jobs that did work.",
+                                  buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120), registry=r)
+        self.last_success = Gauge("flow_gitops_last_success_timestamp_seconds", "When the last sync succeeded (Unix time).", registry=r)
+        self.fetches = Counter("flow_gitops_fetches", "Git fetches made.", registry=r)
+        self.drift = Counter("flow_gitops_drift_detections", "Deploys made in the Flow App outside Git, detected.", registry=r)
+        self.subscribers = Gauge("flow_gitops_stream_subscribers", "Open WatchStatus streams.", registry=r)
+        self.up = Gauge("flow_gitops_info", "Always 1; labels describe the sidecar.", ["environment", "mode"], registry=r)
+        self._drift_seen = False
+        self._counted: set[int] = set()
+
+    def job_changed(self, job: Job) -> None:
+        """Count a job once, when it first reaches a final state."""
+        if job.status not in FINAL or job.id in self._counted:
+            return
+        self._counted.add(job.id)
+        result = {"succeeded": "success", "noop": "noop"}.get(job.status, "error" if job.status in ("failed", "interrupted") else None)
+        if result:
+            self.syncs.labels(result).inc()
+        if job.status == "succeeded":
+            self.last_success.set(job.finished_at or 0)
+        if result in ("success", "error") and job.duration is not None:
+            self.duration.observe(job.duration)
+        if "fetch" in (job.detail.get("timings_ms") or {}):
+            self.fetches.inc()
+
+    def status_changed(self, snap: dict) -> None:
+        if snap.get("drift") and not self._drift_seen:
+            self.drift.inc()
+        self._drift_seen = bool(snap.get("drift"))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
