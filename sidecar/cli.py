@@ -182,24 +182,53 @@ def cmd_demo(args) -> int:
     return demo.run(Path(args.dir).resolve(), args.port, args.check)
 
 
+def _remote_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", help="host:port of a running sidecar's gRPC API (env FLOW_GITOPS_ADDRESS; default 127.0.0.1:8471)")
+    p.add_argument("--token-file", help="file with the API token (env FLOW_GITOPS_TOKEN_FILE or FLOW_GITOPS_TOKEN; default data/api-token)")
+    p.add_argument("--tls-ca", help="CA bundle when the API uses TLS")
+    p.add_argument("--json", action="store_true", help="print the API's JSON")
+
+
+def _local_or_remote(local):
+    """`--config` works on the state directory directly; otherwise the command calls a running sidecar."""
+    def dispatch(args) -> int:
+        if getattr(args, "config", None):
+            return local(args)
+        from . import client
+        return client.run(args)
+    return dispatch
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="flow-gitops", description="GitOps for Node-RED Flow Apps")
+    p = argparse.ArgumentParser(prog="flow-gitops", description="GitOps for Node-RED Flow Apps",
+                                epilog="Commands that talk to a running sidecar use --address/--token-file; "
+                                       "with --config they work on the state directory instead.")
     p.add_argument("--version", action="version", version=f"flow-gitops {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("serve", help="run the sync loop"); _common(s); s.set_defaults(func=cmd_serve)
-    s = sub.add_parser("sync", help="run one sync now and exit"); _common(s)
+    s = sub.add_parser("serve", help="run the sync loop and the API"); _common(s); s.set_defaults(func=cmd_serve)
+    s = sub.add_parser("sync", help="run one sync now and exit (local)"); _common(s)
     s.add_argument("--once", action="store_true", required=True, help="run one sync job (ignores the pause switch)")
     s.add_argument("--json", action="store_true"); s.set_defaults(func=cmd_sync)
-    s = sub.add_parser("plan", help="show what a sync would change (dry run)"); _common(s)
-    s.add_argument("--json", action="store_true"); s.set_defaults(func=cmd_plan)
-    s = sub.add_parser("status", help="show the recorded status"); _common(s)
-    s.add_argument("--json", action="store_true"); s.set_defaults(func=cmd_status)
-    s = sub.add_parser("pause", help="pause sync (nothing is applied until resume)"); _common(s)
-    s.set_defaults(func=lambda a: cmd_pause(a, True))
-    s = sub.add_parser("resume", help="resume sync"); _common(s)
-    s.set_defaults(func=lambda a: cmd_pause(a, False))
-    s = sub.add_parser("jobs", help="list sync jobs"); _common(s)
-    s.add_argument("--limit", type=int, default=20); s.add_argument("--json", action="store_true"); s.set_defaults(func=cmd_jobs)
+    s = sub.add_parser("status", help="show the status"); _common(s); _remote_opts(s)
+    s.set_defaults(func=_local_or_remote(cmd_status))
+    s = sub.add_parser("pull", help="Force Pull: sync now, ignoring the countdown"); _remote_opts(s)
+    s.add_argument("--wait", action="store_true", help="wait for the sync to finish; exit 1 if it failed")
+    s.add_argument("--wait-timeout", type=float, default=300.0)
+    s.set_defaults(func=_local_or_remote(None))
+    s = sub.add_parser("plan", help="show what a sync would change (dry run)"); _common(s); _remote_opts(s)
+    s.set_defaults(func=_local_or_remote(cmd_plan))
+    s = sub.add_parser("pause", help="pause sync (nothing is applied until resume)"); _common(s); _remote_opts(s)
+    s.set_defaults(func=_local_or_remote(lambda a: cmd_pause(a, True)))
+    s = sub.add_parser("resume", help="resume sync"); _common(s); _remote_opts(s)
+    s.set_defaults(func=_local_or_remote(lambda a: cmd_pause(a, False)))
+    s = sub.add_parser("jobs", help="list sync jobs"); _common(s); _remote_opts(s)
+    s.add_argument("--limit", type=int, default=20); s.set_defaults(func=_local_or_remote(cmd_jobs))
+    s = sub.add_parser("retry", help="retry a failed job"); _remote_opts(s); s.add_argument("job", type=int)
+    s.set_defaults(func=_local_or_remote(None))
+    for name, text in (("approve", "approve the revision waiting for approval"), ("reject", "reject it")):
+        s = sub.add_parser(name, help=text); _remote_opts(s)
+        s.add_argument("commit", nargs="?", help="the commit you expect to be waiting (optional)")
+        s.set_defaults(func=_local_or_remote(None))
     s = sub.add_parser("demo", help="run Node-RED + the sidecar + a local Git repository (source checkout)")
     s.add_argument("--dir", default="demo-run", help="working directory of the demo (recreated)")
     s.add_argument("--port", type=int, default=1880, help="Node-RED port (another free one if taken)")

