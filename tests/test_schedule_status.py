@@ -115,14 +115,15 @@ A, B = CommitInfo("a" * 40), CommitInfo("b" * 40)
         (Facts(configured=False, running="fetch", last_error_code="x", pending_commit="a"), "not_configured"),
         (_facts(running="deploy", pending_commit="a", last_error_code="x", paused=True), "syncing"),
         (_facts(running="recover", recovering=True, last_error_code="x"), "recovering"),
-        (_facts(recovering=True), "in_sync"),  # recovering only counts while a job runs
+        (_facts(recovering=True, remote=A, local=A), "in_sync"),  # recovering only counts while a job runs
         (_facts(pending_commit="b" * 40, last_error_code="x", paused=True), "pending_approval"),
         (_facts(last_error_code="git_auth_failed", paused=True, remote=B, local=A), "error"),
         (_facts(paused=True, remote=B, local=A), "paused"),
         (_facts(remote=B, local=A), "behind"),
         (_facts(remote=B), "behind"),
         (_facts(remote=A, local=CommitInfo("a" * 40)), "in_sync"),
-        (_facts(), "in_sync"),
+        (_facts(), "behind"),  # configured and active, nothing applied yet
+        (_facts(local=A), "in_sync"),  # applied, remote not checked yet since a restart
     ],
 )
 def test_fold_order(facts, state):
@@ -132,7 +133,7 @@ def test_fold_order(facts, state):
 
 def test_every_state_reachable():
     examples = [Facts(), _facts(paused=True), _facts(running="x"), _facts(running="x", recovering=True),
-                _facts(pending_commit="c"), _facts(last_error_code="e"), _facts(remote=A), _facts()]
+                _facts(pending_commit="c"), _facts(last_error_code="e"), _facts(remote=A), _facts(local=A)]
     assert {fold(f) for f in examples} == set(STATES)
 
 
