@@ -142,6 +142,8 @@ class GitOpsApi:
 
     async def RetryJob(self, request: pb.RetryJobRequest) -> pb.RetryJobResponse:
         self._require_configured()
+        if self.app.board.facts().paused:
+            raise ApiError("FAILED_PRECONDITION", "sync is paused: resume it to retry")
         try:
             return pb.RetryJobResponse(result=self.app.service.retry(request.job_id))
         except LookupError as err:
@@ -168,6 +170,7 @@ class GitOpsApi:
         return pb.RejectDeployResponse(commit=pending)
 
     async def SuggestSecretPaths(self, request: pb.SuggestSecretPathsRequest) -> pb.SuggestSecretPathsResponse:
-        limit = request.limit or 50
-        paths = await asyncio.to_thread(self.app.secrets.suggest, request.prefix, min(limit, 500))
+        if request.limit < 0 or request.limit > 500:
+            raise ApiError("INVALID_ARGUMENT", "limit must be between 0 and 500", [Violation("limit", "must be between 0 and 500")])
+        paths = await asyncio.to_thread(self.app.secrets.suggest, request.prefix, request.limit or 50)
         return pb.SuggestSecretPathsResponse(paths=paths)
