@@ -10,6 +10,8 @@ from pathlib import Path
 
 from .adapters.git import GitSource
 from .adapters.nodered import DeployWatcher, NodeRed
+from .adapters.npm import Npm
+from .catalogtool import load_catalog
 from .adapters.runner import Runner
 from .adapters.secrets import SecretSource, SecretWatcher, open_source
 from .adapters.store import Store
@@ -62,7 +64,10 @@ class App:
         self.board = Board()
         self.git = GitSource(cfg.repository, self.data_dir, self.secrets, self.runner, self.runtime_dir)
         self.flowapp = NodeRed(cfg.flow_app.url, self._flowapp_token, cfg.flow_app.timeout, cfg.flow_app.confirm_timeout)
-        self.engine = Engine(cfg, self.store, self.git, self.flowapp, self.board)
+        self.npm = Npm(cfg.flow_app.user_dir, cfg.dependencies.registry, self._registry_token, self.runner,
+                       self.runtime_dir / "npm", cfg.dependencies.install_timeout, cfg.dependencies.npm) if cfg.flow_app.user_dir else None
+        self.catalog = load_catalog(cfg.dependencies.catalog)
+        self.engine = Engine(cfg, self.store, self.git, self.flowapp, self.board, npm=self.npm, catalog=self.catalog)
         self.service = Service(self.engine, cfg.sync.interval)
         self.secret_watcher = SecretWatcher(self.secrets, self._secrets_changed)
         self.deploy_watcher = DeployWatcher(cfg.flow_app.url, self._flowapp_token, self.engine.on_flowapp_deploy) if watch_deploys else None
@@ -111,6 +116,10 @@ class App:
             except SyncError:
                 pass  # the head is known; details come with the next sync
             return {"remote_head": head, "error": None}
+
+    def _registry_token(self) -> str:
+        path = self.cfg.dependencies.registry_token
+        return (self.secrets.get(path) or "") if path else ""
 
     def _flowapp_token(self) -> str:
         path = self.cfg.flow_app.token

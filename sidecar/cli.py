@@ -177,6 +177,42 @@ def cmd_pause(args, paused: bool) -> int:
     return EXIT_OK
 
 
+def cmd_catalog_build(args) -> int:
+    import tempfile
+
+    from . import catalogtool
+    from .adapters.npm import Npm
+    from .adapters.runner import Runner
+    from .core.catalog import Catalog
+
+    with tempfile.TemporaryDirectory() as tmp:
+        npm = Npm("", args.registry or "", lambda: "", Runner(), Path(tmp) / "rt", 300.0, args.npm)
+        cat, problems = catalogtool.build(args.packages, npm, Path(tmp) / "packs")
+    for extra in args.merge:
+        cat.merge(Catalog.from_json(json.loads(Path(extra).read_text())))
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    catalogtool.write(cat, Path(args.out), [f"catalog build ({len(args.packages)} packages)", *[f"merged {Path(m).name}" for m in args.merge]])
+    print(f"wrote {args.out}: {len(cat.modules)} modules, {sum(len(m.types) for m in cat.modules.values())} types")
+    return EXIT_OK
+
+
+def cmd_catalog_import(args) -> int:
+    from . import catalogtool
+    from .core.catalog import Catalog
+
+    try:
+        cat = Catalog.from_json(json.loads(Path(args.file).read_text()))
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for extra in args.merge:
+        cat.merge(Catalog.from_json(json.loads(Path(extra).read_text())))
+    catalogtool.write(cat, Path(args.out), [f"import {Path(args.file).name}", *[f"merged {Path(m).name}" for m in args.merge]])
+    print(f"wrote {args.out}: {len(cat.modules)} modules, {sum(len(m.types) for m in cat.modules.values())} types")
+    return EXIT_OK
+
+
 def cmd_demo(args) -> int:
     from . import demo
     return demo.run(Path(args.dir).resolve(), args.port, args.check)
@@ -234,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=1880, help="Node-RED port (another free one if taken)")
     s.add_argument("--check", action="store_true", help="commit a change, wait until it runs, then exit")
     s.set_defaults(func=cmd_demo)
+    cat = sub.add_parser("catalog", help="the node-type → module catalog").add_subparsers(dest="catalog_command", required=True)
+    s = cat.add_parser("build", help="catalog entries from npm packages (names or .tgz files)")
+    s.add_argument("packages", nargs="+"); s.add_argument("--registry", help="npm registry (default: npm's)")
+    s.add_argument("--npm", default="npm"); s.add_argument("--merge", action="append", default=[], help="merge a catalog file (any shape)")
+    s.add_argument("--out", required=True); s.set_defaults(func=cmd_catalog_build)
+    s = cat.add_parser("import", help="turn a community catalogue (or .config.nodes.json) into a catalog")
+    s.add_argument("file"); s.add_argument("--merge", action="append", default=[]); s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_catalog_import)
     c = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
     s = c.add_parser("validate", help="check a configuration file"); s.add_argument("file")
     s.add_argument("--set", action="append", default=[]); s.set_defaults(func=cmd_config_validate)

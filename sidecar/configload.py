@@ -88,7 +88,7 @@ def load(path: str | None, environ: Mapping[str, str], sets: list[str] | None = 
 # File settings that name paths on disk.
 _PATH_KEYS = (("data_dir",), ("secrets", "dir"), ("secrets", "file"), ("repository", "known_hosts_file"),
               ("repository", "ca_file"), ("flow_app", "user_dir"), ("api", "token_file"), ("api", "tls_cert"),
-              ("api", "tls_key"))
+              ("api", "tls_key"), ("dependencies", "catalog"))
 
 
 def _resolve_paths(data: dict, base: Path) -> dict:

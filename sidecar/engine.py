@@ -17,12 +17,17 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from .adapters.git import GitSource
+from .adapters.npm import Npm
+from .adapters.npm import explain as explain_npm
 from .adapters.nodered import NodeRed
 from .adapters.store import Store
 from .core import flows as flowlib
-from .core.config import Config
+from .core.catalog import Catalog
+from .core.config import Config, parse_type_map
+from .core.deps import DepPlan, plan_dependencies
 from .core.errors import (
-    FLOWS_MISSING, INTERRUPTED, PACKAGE_INVALID, PATH_UNSAFE, TYPES_MISSING, SyncError,
+    FLOWS_MISSING, INTERRUPTED, PACKAGE_INVALID, PATH_UNSAFE, RECOVERY_FAILED, RECOVERY_FAILED_MESSAGE, TYPES_MISSING,
+    SyncError,
 )
 from .core.schedule import Trigger
 from .core.status import Board, CommitInfo
@@ -48,8 +53,11 @@ class Target:
 
 
 class Engine:
-    def __init__(self, cfg: Config, store: Store, git: GitSource, flowapp: NodeRed, board: Board, now=time.time) -> None:
+    def __init__(self, cfg: Config, store: Store, git: GitSource, flowapp: NodeRed, board: Board, now=time.time,
+                 npm: Npm | None = None, catalog: Catalog | None = None) -> None:
         self.cfg = cfg
+        self.npm = npm
+        self.catalog = catalog or Catalog()
         self.store = store
         self.git = git
         self.flowapp = flowapp
@@ -272,9 +280,11 @@ class Engine:
         self._phase(job_id, "plan", detail)
         target = self.read_target(commit)
         current, rev = self.flowapp.get_flows()
-        plan = flowlib.make_plan(current, target.flows, self.flowapp.node_types())
+        types, loaded = self.flowapp.inventory()
+        plan = flowlib.make_plan(current, target.flows, types)
         detail.update(plan=plan.to_dict(), flow_file=target.flow_file, target_digest=plan.target_digest,
                       commit_info=_info_dict(target.info))
+        deps = self._plan_dependencies(target, plan, loaded, detail)
 
         # P7: flows changed in the Flow App since our last apply are saved before overwriting.
         current_digest = flowlib.flows_digest(current)
@@ -285,11 +295,11 @@ class Engine:
             self.board.update(drift={"backup": backup, "rev": rev, "detected_at": self.now(),
                                      "message": "flows were changed in the Flow App since the last sync; a backup was saved"})
 
-        if plan.types_missing:
-            missing = ", ".join(plan.types_missing)
-            if self.cfg.sync.dependency_policy == "hold":
-                raise SyncError(TYPES_MISSING, f"the Flow App lacks node types {missing}; the last good flows keep running (policy: hold)")
-            detail["unknown_types"] = plan.types_missing
+        hold = self.cfg.sync.dependency_policy == "hold"
+        if deps.unresolved_types and hold:
+            self.board.update(recovery={"unresolved_types": deps.unresolved_types, "failed_modules": [], "restart_required": []})
+            raise SyncError(TYPES_MISSING, f"no known module provides node types {', '.join(deps.unresolved_types)}; "
+                                           "the last good flows keep running (policy: hold)", retryable=False)
 
         # P8: with approval on, a new revision waits for a person.
         if self.cfg.sync.require_approval and trigger.kind != "approve":
@@ -300,20 +310,100 @@ class Engine:
             self.board.update(running="", pending_commit=commit)
             return "pending_approval"
 
+        if deps.installs:
+            self._recover(job_id, deps, detail)
+            types, _ = self.flowapp.inventory()
+        still_missing = sorted(set(plan.types_needed) - types)
+        if still_missing:
+            if hold:
+                self.board.update(recovery={"unresolved_types": still_missing, "failed_modules": [], "restart_required": []})
+                raise SyncError(TYPES_MISSING, f"the Flow App lacks node types {', '.join(still_missing)}; "
+                                               "the last good flows keep running (policy: hold)")
+            detail["unknown_types"] = still_missing  # policy deploy: they show as unknown nodes
+
         new_rev = rev
         if plan.has_changes:
             self._phase(job_id, "deploy", detail)
             self.deploying = True
-            new_rev = self.flowapp.deploy(target.flows, rev, "flows")
+            new_rev = self.flowapp.deploy(target.flows, rev, "flows", expect_missing=frozenset(still_missing))
         self._phase(job_id, "record", detail)
         record = {"commit": commit, "rev": new_rev, "digest": plan.target_digest, "at": self.now(), "job": job_id,
                   "commit_info": _info_dict(target.info)}
         self.store.finish_job_and_put(job_id, "succeeded", APPLIED, record, detail=detail)
         for old in pending:
             self.store.finish_job(old.id, "approved" if old.to_commit == commit else "rejected")
+        facts = self.board.facts()
+        restart = (facts.recovery or {}).get("restart_required") or []
         self.board.update(running="", local=target.info, last_error_code="", last_error_message="",
-                          last_success_at=self.now(), consecutive_failures=0, drift=None, pending_commit="")
+                          last_success_at=self.now(), consecutive_failures=0, drift=None, pending_commit="",
+                          recovery={"unresolved_types": [], "failed_modules": [], "restart_required": restart,
+                                    "installed": detail.get("installed", [])} if (restart or detail.get("installed")) else None)
         return "succeeded" if plan.has_changes else "succeeded (no flow changes)"
+
+    # --- dependency recovery (D1–D5) -----------------------------------------
+    def _plan_dependencies(self, target: Target, plan, loaded: dict[str, str], detail: dict) -> DepPlan:
+        package_deps = {}
+        if target.package and isinstance(target.package.get("dependencies"), dict):
+            package_deps = {str(k): str(v) for k, v in target.package["dependencies"].items()}
+        if self.npm is None:
+            # No shared userDir: nothing can be installed; only node types are checked.
+            package_deps = {m: s for m, s in package_deps.items() if m in loaded}
+            on_disk = {}
+        else:
+            on_disk = self.npm.installed()
+        installed = {**on_disk, **loaded}  # what Node-RED runs wins over what waits on disk
+        deps = plan_dependencies(package_deps, installed, set(loaded), plan.types_missing, self.catalog,
+                                 parse_type_map(self.cfg.dependencies.type_map))
+        if deps.installs and self.npm is None:
+            deps.unresolved_types = sorted(set(deps.unresolved_types) | {t for i in deps.installs for t in deps.provides.get(i.module, [])})
+            deps.installs = []
+            detail["dependencies_note"] = "flow_app.user_dir is not set: the sidecar cannot install modules"
+        if deps.installs or deps.unresolved_types or deps.unsupported:
+            detail["dependencies"] = deps.to_dict()
+        return deps
+
+    def _recover(self, job_id: int, deps: DepPlan, detail: dict) -> None:
+        """Install what the plan needs, load it into Node-RED, report progress (D3, D4)."""
+        self._phase(job_id, "recover", detail)
+        attempts, backoff = self.cfg.dependencies.attempts, self.cfg.dependencies.retry_backoff
+        log_lines = detail.setdefault("install_log", [])
+        failed, restart, done = [], [], []
+        n = len(deps.installs)
+        try:
+            for i, ins in enumerate(deps.installs, 1):
+                for attempt in range(1, attempts + 1):
+                    note = "" if attempt == 1 else f" (attempt {attempt} of {attempts})"
+                    self.board.update(recovering=True, progress=f"installing {i} of {n}: {ins.target}{note}")
+                    res = self.npm.install(ins.target)
+                    output = (res.stderr + "\n" + res.stdout.decode("utf-8", "replace")).strip()
+                    log_lines.append({"target": ins.target, "attempt": attempt, "rc": res.returncode,
+                                      "seconds": round(res.duration, 2), "output": output[-1500:]})
+                    self.store.update_job(job_id, detail=detail)
+                    if res.ok:
+                        break
+                    if attempt < attempts:
+                        time.sleep(backoff * (2 ** (attempt - 1)))
+                else:
+                    failed.append({"module": ins.target, "reason": explain_npm(output),
+                                   "types": deps.provides.get(ins.module, [])})
+                    continue
+                version = self.npm.version_on_disk(ins.module)
+                if ins.restart_required:
+                    restart.append(f"{ins.module}@{version}")
+                elif self.npm.is_node_module(ins.module):
+                    self.flowapp.load_module(ins.module, version)
+                done.append(f"{ins.module}@{version}")
+        finally:
+            self.board.update(recovering=False, progress="")
+        detail["installed"], detail["restart_required"] = done, restart
+        recovery = {"unresolved_types": sorted({t for f in failed for t in f["types"]} | set(deps.unresolved_types)),
+                    "failed_modules": [f["module"] for f in failed], "restart_required": restart, "installed": done}
+        self.board.update(recovery=recovery)
+        if failed:
+            detail["recovery_failed"] = failed
+            reasons = "; ".join(f"{f['module']}: {f['reason']}" for f in failed)
+            log.warning("recovery failed after %s attempts: %s", attempts, reasons)
+            raise SyncError(RECOVERY_FAILED, RECOVERY_FAILED_MESSAGE)
 
     def on_flowapp_deploy(self, rev: str) -> None:
         """A deploy happened in the Flow App (comms): if it is not ours, that is drift."""

@@ -16,6 +16,7 @@ class Metrics:
         self.duration = Histogram("flow_gitops_sync_duration_seconds", "Duration of sync jobs that did work.",
                                   buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120), registry=r)
         self.last_success = Gauge("flow_gitops_last_success_timestamp_seconds", "When the last sync succeeded (Unix time).", registry=r)
+        self.installs = Counter("flow_gitops_installs", "npm installs made by dependency recovery, by result.", ["result"], registry=r)
         self.fetches = Counter("flow_gitops_fetches", "Git fetches made.", registry=r)
         self.drift = Counter("flow_gitops_drift_detections", "Deploys made in the Flow App outside Git, detected.", registry=r)
         self.subscribers = Gauge("flow_gitops_stream_subscribers", "Open WatchStatus streams.", registry=r)
@@ -35,6 +36,8 @@ class Metrics:
             self.last_success.set(job.finished_at or 0)
         if result in ("success", "error") and job.duration is not None:
             self.duration.observe(job.duration)
+        for line in job.detail.get("install_log") or []:
+            self.installs.labels("success" if line.get("rc") == 0 else "failure").inc()
         if "fetch" in (job.detail.get("timings_ms") or {}):
             self.fetches.inc()
 

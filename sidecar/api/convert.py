@@ -48,10 +48,18 @@ def status(s: dict, interval: int) -> pb.Status:
         d = s["drift"]
         out.drift.CopyFrom(pb.Drift(rev=d.get("rev", ""), detected_at=ts(d.get("detected_at")),
                                     message=d.get("message", ""), backup_id=int(d.get("backup") or 0)))
+    if s.get("recovery"):
+        out.recovery.CopyFrom(recovery(s["recovery"]))
     if s["history_rewritten"]:
         h = s["history_rewritten"]
         out.history_rewritten.CopyFrom(pb.HistoryRewrite(from_sha=h["from"], to_sha=h["to"], at=ts(h.get("at"))))
     return out
+
+
+def recovery(r: dict | None) -> pb.Recovery:
+    r = r or {}
+    return pb.Recovery(unresolved_types=r.get("unresolved_types", []), failed_modules=r.get("failed_modules", []),
+                       restart_required=r.get("restart_required", []), installed=r.get("installed", []))
 
 
 def job(j: Job | dict) -> pb.Job:

@@ -65,10 +65,8 @@ class GitOpsApi:
         try:
             yield pb.WatchStatusResponse(snapshot=self._status())
             async for kind, payload in sub.events(self.heartbeat):
-                if kind == "status":
-                    yield pb.WatchStatusResponse(status=convert.status(payload, self.app.cfg.sync.interval))
-                elif kind == "job":
-                    yield pb.WatchStatusResponse(job=convert.job(payload))
+                if kind == "message":  # already a WatchStatusResponse, built once for all streams
+                    yield payload
                 elif kind == "heartbeat":
                     yield pb.WatchStatusResponse(heartbeat=pb.Heartbeat(at=convert.ts(time.time())))
         finally:
@@ -168,6 +166,9 @@ class GitOpsApi:
             raise ApiError("FAILED_PRECONDITION", f"the revision waiting for approval is {pending[:8]}, not {request.commit[:8]}")
         await asyncio.to_thread(self.app.engine.reject)
         return pb.RejectDeployResponse(commit=pending)
+
+    async def GetRecovery(self, request: pb.GetRecoveryRequest) -> pb.GetRecoveryResponse:
+        return pb.GetRecoveryResponse(recovery=convert.recovery(self.app.board.facts().recovery))
 
     async def SuggestSecretPaths(self, request: pb.SuggestSecretPathsRequest) -> pb.SuggestSecretPathsResponse:
         if request.limit < 0 or request.limit > 500:

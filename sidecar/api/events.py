@@ -64,11 +64,15 @@ class Subscription:
         ends when the hub closes."""
         try:
             while True:
-                try:
-                    event = await asyncio.wait_for(self.queue.get(), timeout=heartbeat)
-                except asyncio.TimeoutError:
-                    yield ("heartbeat", None)
-                    continue
+                if self.queue.empty():
+                    try:
+                        async with asyncio.timeout(heartbeat):  # cheaper than wait_for: no extra task
+                            event = await self.queue.get()
+                    except TimeoutError:
+                        yield ("heartbeat", None)
+                        continue
+                else:
+                    event = self.queue.get_nowait()
                 if event[0] == "_close":
                     return
                 yield event

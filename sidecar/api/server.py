@@ -13,7 +13,9 @@ from grpc_health.v1 import health_pb2
 
 from ..app import App
 from ..metrics import Metrics
+from . import convert
 from .core import GitOpsApi
+from .gen.flowgitops.v1 import gitops_pb2 as pb
 from .events import EventHub
 from .grpc_front import SERVICE, build_server
 from .web_front import HttpApp
@@ -67,16 +69,17 @@ class ApiServer:
     def _ready(self) -> bool:
         return self._grpc is not None and self.app.service.running
 
+    # Events are turned into messages once, here, and shared by every stream.
     def _on_job(self, job_id: int) -> None:
         job = self.app.store.job(job_id)
         if job is None:
             return
         self.metrics.job_changed(job)
-        self.hub.publish("job", job.to_dict())
+        self.hub.publish("message", pb.WatchStatusResponse(job=convert.job(job)))
 
     def _on_status(self, snap: dict) -> None:
         self.metrics.status_changed(snap)
-        self.hub.publish("status", snap)
+        self.hub.publish("message", pb.WatchStatusResponse(status=convert.status(snap, self.app.cfg.sync.interval)))
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -80,6 +80,25 @@ class SyncConfig:
 
 
 @dataclass
+class DependenciesConfig:
+    registry: str = ""
+    """npm registry for installs; empty: https://registry.npmjs.org/. A repository's .npmrc never changes it."""
+    registry_token: str = ""
+    """Secret path of an auth token for that registry."""
+    catalog: str = ""
+    """An extra catalog file (ours, a community catalogue or a .config.nodes.json), merged over the default one."""
+    type_map: str = ""
+    """Explicit choices, "type=module, other-type=@scope/module": win over the catalog's ranking."""
+    install_timeout: float = 300.0
+    attempts: int = 3
+    """Tries per install before recovery reports failure."""
+    retry_backoff: float = 5.0
+    """Seconds before the second try; doubled before each further one."""
+    npm: str = "npm"
+    """The npm executable."""
+
+
+@dataclass
 class ApiConfig:
     grpc_listen: str = "127.0.0.1:8471"
     """host:port of the native gRPC server (health, reflection, the service)."""
@@ -111,6 +130,7 @@ class Config:
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
     repository: RepositoryConfig = field(default_factory=RepositoryConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    dependencies: DependenciesConfig = field(default_factory=DependenciesConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -260,6 +280,17 @@ def _url_error(protocol: str, url: str) -> str | None:
     return None
 
 
+def parse_type_map(text: str) -> dict[str, str]:
+    """"type=module, other=@scope/module" → {type: module}."""
+    out: dict[str, str] = {}
+    for item in filter(None, (i.strip() for i in text.replace("\n", ",").split(","))):
+        t, sep, m = item.partition("=")
+        if not sep or not t.strip() or not m.strip():
+            raise ValueError(f"{item!r} is not type=module")
+        out[t.strip()] = m.strip()
+    return out
+
+
 def _listen_error(value: str) -> str | None:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -312,6 +343,22 @@ def validate(cfg: Config, secret_exists: Callable[[str], bool] | None = None) ->
 
     secret_field("flow_app.token", cfg.flow_app.token, False)
     secret_field("api.token", cfg.api.token, False)
+    secret_field("dependencies.registry_token", cfg.dependencies.registry_token, False)
+    deps = cfg.dependencies
+    if deps.registry:
+        reg = _split(deps.registry)
+        if reg is None or reg.scheme not in ("http", "https") or not reg.hostname:
+            add("dependencies.registry", "must be an http:// or https:// registry URL")
+        elif reg.username or reg.password:
+            add("dependencies.registry", "must not contain credentials: use dependencies.registry_token")
+    if not 1 <= deps.attempts <= 10:
+        add("dependencies.attempts", "must be between 1 and 10")
+    if deps.install_timeout <= 0 or deps.retry_backoff < 0:
+        add("dependencies.install_timeout", "timeouts and backoff must be positive")
+    try:
+        parse_type_map(deps.type_map)
+    except ValueError as exc:
+        add("dependencies.type_map", str(exc))
     for name in ("grpc_listen", "http_listen"):
         problem = _listen_error(getattr(cfg.api, name))
         if problem:

@@ -44,4 +44,7 @@ NODERED_REJECTED = "nodered_rejected"
 NODERED_CONFLICT = "nodered_version_mismatch"
 NODERED_NOT_RUNNING = "nodered_flows_not_running"
 TYPES_MISSING = "node_types_missing"
+RECOVERY_FAILED = "recovery_failed"
+# The exact words the status shows after the last install attempt failed (D4).
+RECOVERY_FAILED_MESSAGE = "Recovery retried multiple times and still failed."
 INTERRUPTED = "interrupted"

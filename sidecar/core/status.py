@@ -67,6 +67,7 @@ class Facts:
     drift: dict | None = None
     history_rewritten: dict | None = None
     consecutive_failures: int = 0
+    recovery: dict | None = None  # {"unresolved_types", "failed_modules", "restart_required", "installed"}
 
 
 def fold(f: Facts) -> str:
@@ -110,6 +111,7 @@ def snapshot(f: Facts, seq: int) -> dict:
         "drift": f.drift,
         "history_rewritten": f.history_rewritten,
         "consecutive_failures": f.consecutive_failures,
+        "recovery": f.recovery,
     }
 
 

@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .gitops_pb2 import ApproveDeployRequest, ApproveDeployResponse, ForcePullRequest, ForcePullResponse, GetConfigRequest, GetConfigResponse, GetPlanRequest, GetPlanResponse, GetStatusRequest, GetStatusResponse, ListJobsRequest, ListJobsResponse, PauseRequest, PauseResponse, RejectDeployRequest, RejectDeployResponse, ResumeRequest, ResumeResponse, RetryJobRequest, RetryJobResponse, SaveConfigRequest, SaveConfigResponse, SuggestSecretPathsRequest, SuggestSecretPathsResponse, ValidateConfigRequest, ValidateConfigResponse, WatchStatusRequest, WatchStatusResponse
+from .gitops_pb2 import ApproveDeployRequest, ApproveDeployResponse, ForcePullRequest, ForcePullResponse, GetConfigRequest, GetConfigResponse, GetPlanRequest, GetPlanResponse, GetRecoveryRequest, GetRecoveryResponse, GetStatusRequest, GetStatusResponse, ListJobsRequest, ListJobsResponse, PauseRequest, PauseResponse, RejectDeployRequest, RejectDeployResponse, ResumeRequest, ResumeResponse, RetryJobRequest, RetryJobResponse, SaveConfigRequest, SaveConfigResponse, SuggestSecretPathsRequest, SuggestSecretPathsResponse, ValidateConfigRequest, ValidateConfigResponse, WatchStatusRequest, WatchStatusResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
@@ -113,6 +113,13 @@ class GitOpsService(Protocol):
     async def suggest_secret_paths(self, request: SuggestSecretPathsRequest, ctx: RequestContext[SuggestSecretPathsRequest, SuggestSecretPathsResponse], /) -> SuggestSecretPathsResponse:
         """
         Secret paths under a prefix, for autocomplete. Names only, never values.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def get_recovery(self, request: GetRecoveryRequest, ctx: RequestContext[GetRecoveryRequest, GetRecoveryResponse], /) -> GetRecoveryResponse:
+        """
+        Dependency recovery: node types and modules that could not be resolved or installed,
+        installs waiting for a Flow App restart.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -283,6 +290,17 @@ class GitOpsServiceASGIApplication(ConnectASGIApplication[GitOpsService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.suggest_secret_paths,
+                ),
+                "/flowgitops.v1.GitOpsService/GetRecovery": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetRecovery",
+                        service_name="flowgitops.v1.GitOpsService",
+                        input=GetRecoveryRequest,
+                        output=GetRecoveryResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.get_recovery,
                 ),
             },
             interceptors=interceptors,
@@ -638,6 +656,30 @@ class GitOpsServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def get_recovery(
+        self,
+        request: GetRecoveryRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetRecoveryResponse:
+        """
+        Dependency recovery: node types and modules that could not be resolved or installed,
+        installs waiting for a Flow App restart.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetRecovery",
+                service_name="flowgitops.v1.GitOpsService",
+                input=GetRecoveryRequest,
+                output=GetRecoveryResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class GitOpsServiceSync(Protocol):
     def get_status(self, request: GetStatusRequest, ctx: RequestContext[GetStatusRequest, GetStatusResponse], /) -> GetStatusResponse:
@@ -715,6 +757,13 @@ class GitOpsServiceSync(Protocol):
     def suggest_secret_paths(self, request: SuggestSecretPathsRequest, ctx: RequestContext[SuggestSecretPathsRequest, SuggestSecretPathsResponse], /) -> SuggestSecretPathsResponse:
         """
         Secret paths under a prefix, for autocomplete. Names only, never values.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def get_recovery(self, request: GetRecoveryRequest, ctx: RequestContext[GetRecoveryRequest, GetRecoveryResponse], /) -> GetRecoveryResponse:
+        """
+        Dependency recovery: node types and modules that could not be resolved or installed,
+        installs waiting for a Flow App restart.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -883,6 +932,17 @@ class GitOpsServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.suggest_secret_paths,
+                ),
+                "/flowgitops.v1.GitOpsService/GetRecovery": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetRecovery",
+                        service_name="flowgitops.v1.GitOpsService",
+                        input=GetRecoveryRequest,
+                        output=GetRecoveryResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.get_recovery,
                 ),
             },
             interceptors=interceptors,
@@ -1232,6 +1292,30 @@ class GitOpsServiceClientSync(ConnectClientSync):
                 service_name="flowgitops.v1.GitOpsService",
                 input=SuggestSecretPathsRequest,
                 output=SuggestSecretPathsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def get_recovery(
+        self,
+        request: GetRecoveryRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetRecoveryResponse:
+        """
+        Dependency recovery: node types and modules that could not be resolved or installed,
+        installs waiting for a Flow App restart.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetRecovery",
+                service_name="flowgitops.v1.GitOpsService",
+                input=GetRecoveryRequest,
+                output=GetRecoveryResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

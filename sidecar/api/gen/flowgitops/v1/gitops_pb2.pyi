@@ -95,7 +95,7 @@ class HistoryRewrite(_message.Message):
     def __init__(self, from_sha: _Optional[str] = ..., to_sha: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("state", "configured", "paused", "mode", "environment", "behind", "phase", "progress", "reason_code", "reason_message", "pending_commit", "remote", "local", "next_sync_at", "last_sync_at", "last_success_at", "drift", "history_rewritten", "consecutive_failures", "seq", "interval_seconds")
+    __slots__ = ("state", "configured", "paused", "mode", "environment", "behind", "phase", "progress", "reason_code", "reason_message", "pending_commit", "remote", "local", "next_sync_at", "last_sync_at", "last_success_at", "drift", "history_rewritten", "consecutive_failures", "seq", "interval_seconds", "recovery")
     STATE_FIELD_NUMBER: _ClassVar[int]
     CONFIGURED_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,7 @@ class Status(_message.Message):
     CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_FIELD_NUMBER: _ClassVar[int]
     state: SyncState
     configured: bool
     paused: bool
@@ -138,7 +139,20 @@ class Status(_message.Message):
     consecutive_failures: int
     seq: int
     interval_seconds: int
-    def __init__(self, state: _Optional[_Union[SyncState, str]] = ..., configured: _Optional[bool] = ..., paused: _Optional[bool] = ..., mode: _Optional[str] = ..., environment: _Optional[str] = ..., behind: _Optional[bool] = ..., phase: _Optional[str] = ..., progress: _Optional[str] = ..., reason_code: _Optional[str] = ..., reason_message: _Optional[str] = ..., pending_commit: _Optional[str] = ..., remote: _Optional[_Union[Commit, _Mapping]] = ..., local: _Optional[_Union[Commit, _Mapping]] = ..., next_sync_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sync_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_success_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., drift: _Optional[_Union[Drift, _Mapping]] = ..., history_rewritten: _Optional[_Union[HistoryRewrite, _Mapping]] = ..., consecutive_failures: _Optional[int] = ..., seq: _Optional[int] = ..., interval_seconds: _Optional[int] = ...) -> None: ...
+    recovery: Recovery
+    def __init__(self, state: _Optional[_Union[SyncState, str]] = ..., configured: _Optional[bool] = ..., paused: _Optional[bool] = ..., mode: _Optional[str] = ..., environment: _Optional[str] = ..., behind: _Optional[bool] = ..., phase: _Optional[str] = ..., progress: _Optional[str] = ..., reason_code: _Optional[str] = ..., reason_message: _Optional[str] = ..., pending_commit: _Optional[str] = ..., remote: _Optional[_Union[Commit, _Mapping]] = ..., local: _Optional[_Union[Commit, _Mapping]] = ..., next_sync_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sync_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_success_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., drift: _Optional[_Union[Drift, _Mapping]] = ..., history_rewritten: _Optional[_Union[HistoryRewrite, _Mapping]] = ..., consecutive_failures: _Optional[int] = ..., seq: _Optional[int] = ..., interval_seconds: _Optional[int] = ..., recovery: _Optional[_Union[Recovery, _Mapping]] = ...) -> None: ...
+
+class Recovery(_message.Message):
+    __slots__ = ("unresolved_types", "failed_modules", "restart_required", "installed")
+    UNRESOLVED_TYPES_FIELD_NUMBER: _ClassVar[int]
+    FAILED_MODULES_FIELD_NUMBER: _ClassVar[int]
+    RESTART_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    unresolved_types: _containers.RepeatedScalarFieldContainer[str]
+    failed_modules: _containers.RepeatedScalarFieldContainer[str]
+    restart_required: _containers.RepeatedScalarFieldContainer[str]
+    installed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, unresolved_types: _Optional[_Iterable[str]] = ..., failed_modules: _Optional[_Iterable[str]] = ..., restart_required: _Optional[_Iterable[str]] = ..., installed: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("id", "trigger", "status", "phase", "from_commit", "to_commit", "started_at", "finished_at", "duration_seconds", "attempts", "error_code", "error_message", "retry_of", "detail_json")
@@ -425,6 +439,16 @@ class RejectDeployResponse(_message.Message):
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     commit: str
     def __init__(self, commit: _Optional[str] = ...) -> None: ...
+
+class GetRecoveryRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetRecoveryResponse(_message.Message):
+    __slots__ = ("recovery",)
+    RECOVERY_FIELD_NUMBER: _ClassVar[int]
+    recovery: Recovery
+    def __init__(self, recovery: _Optional[_Union[Recovery, _Mapping]] = ...) -> None: ...
 
 class SuggestSecretPathsRequest(_message.Message):
     __slots__ = ("prefix", "limit")

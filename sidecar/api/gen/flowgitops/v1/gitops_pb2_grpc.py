@@ -104,6 +104,11 @@ class GitOpsServiceStub:
                 request_serializer=flowgitops_dot_v1_dot_gitops__pb2.SuggestSecretPathsRequest.SerializeToString,
                 response_deserializer=flowgitops_dot_v1_dot_gitops__pb2.SuggestSecretPathsResponse.FromString,
                 _registered_method=True)
+        self.GetRecovery = channel.unary_unary(
+                '/flowgitops.v1.GitOpsService/GetRecovery',
+                request_serializer=flowgitops_dot_v1_dot_gitops__pb2.GetRecoveryRequest.SerializeToString,
+                response_deserializer=flowgitops_dot_v1_dot_gitops__pb2.GetRecoveryResponse.FromString,
+                _registered_method=True)
 
 
 class GitOpsServiceServicer:
@@ -207,6 +212,14 @@ class GitOpsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRecovery(self, request, context):
+        """Dependency recovery: node types and modules that could not be resolved or installed,
+        installs waiting for a Flow App restart.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GitOpsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -279,6 +292,11 @@ def add_GitOpsServiceServicer_to_server(servicer, server):
                     servicer.SuggestSecretPaths,
                     request_deserializer=flowgitops_dot_v1_dot_gitops__pb2.SuggestSecretPathsRequest.FromString,
                     response_serializer=flowgitops_dot_v1_dot_gitops__pb2.SuggestSecretPathsResponse.SerializeToString,
+            ),
+            'GetRecovery': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecovery,
+                    request_deserializer=flowgitops_dot_v1_dot_gitops__pb2.GetRecoveryRequest.FromString,
+                    response_serializer=flowgitops_dot_v1_dot_gitops__pb2.GetRecoveryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -659,6 +677,33 @@ class GitOpsService:
             '/flowgitops.v1.GitOpsService/SuggestSecretPaths',
             flowgitops_dot_v1_dot_gitops__pb2.SuggestSecretPathsRequest.SerializeToString,
             flowgitops_dot_v1_dot_gitops__pb2.SuggestSecretPathsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecovery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flowgitops.v1.GitOpsService/GetRecovery',
+            flowgitops_dot_v1_dot_gitops__pb2.GetRecoveryRequest.SerializeToString,
+            flowgitops_dot_v1_dot_gitops__pb2.GetRecoveryResponse.FromString,
             options,
             channel_credentials,
             insecure,
