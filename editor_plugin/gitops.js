@@ -1,14 +1,28 @@
 // Runtime half of the flow-gitops plugin.
 //
-// Dependency recovery: the sidecar installs missing node modules into the userDir with
-// its own npm (its registry, timeout and captured output), then asks Node-RED to load
-// them (POST /nodes). Node-RED would run npm install once more — against whatever
-// registry its own environment names. This preInstall hook skips that second npm run
-// when the requested module is already on disk at the requested version, so Node-RED
-// just loads it. Anything else (a real install from the palette manager, an upgrade)
-// goes through untouched.
+// 1. A relay: the GitOps tab speaks gRPC-web to `gitops/rpc/<service>/<Method>` on
+//    Node-RED's own admin API, behind Node-RED's admin authentication
+//    (`gitops.read` to watch, `gitops.write` to change anything). The relay forwards to
+//    the sidecar with the sidecar's token, which the browser never sees, and streams the
+//    answer back unbuffered.
+// 2. Dependency recovery: the sidecar installs missing node modules into the userDir with
+//    its own npm, then asks Node-RED to load them (POST /nodes). A preInstall hook skips
+//    Node-RED's second npm run when the module is already on disk at that version.
+//
+// Where the sidecar is: env FLOW_GITOPS_URL (default http://127.0.0.1:8472) and
+// FLOW_GITOPS_TOKEN_FILE (the sidecar's api-token file on the shared volume), or
+// settings.js `flowGitops: { url, tokenFile }`.
 const fs = require("fs");
 const path = require("path");
+const http = require("http");
+const https = require("https");
+
+const SERVICE = "flowgitops.v1.GitOpsService";
+const READ = new Set(["GetStatus", "WatchStatus", "GetConfig", "ValidateConfig", "GetPlan", "ListJobs",
+  "SuggestSecretPaths", "GetRecovery"]);
+const WRITE = new Set(["SaveConfig", "ForcePull", "Pause", "Resume", "RetryJob", "ApproveDeploy", "RejectDeploy"]);
+const FORWARD_REQUEST = ["content-type", "x-grpc-web", "x-user-agent", "grpc-timeout", "accept"];
+const FORWARD_RESPONSE = ["content-type", "grpc-status", "grpc-message", "grpc-status-details-bin", "grpc-encoding"];
 
 function installedVersion(dir, moduleName) {
   try {
@@ -19,8 +33,81 @@ function installedVersion(dir, moduleName) {
   }
 }
 
+function sidecarSettings(RED) {
+  const s = (RED.settings && RED.settings.flowGitops) || {};
+  return {
+    url: new URL(process.env.FLOW_GITOPS_URL || s.url || "http://127.0.0.1:8472"),
+    tokenFile: process.env.FLOW_GITOPS_TOKEN_FILE || s.tokenFile || "",
+  };
+}
+
+function readToken(file) {
+  if (!file) return "";
+  try {
+    return fs.readFileSync(file, "utf8").trim(); // read per call: a rotated token applies at once
+  } catch (err) {
+    return "";
+  }
+}
+
 module.exports = function (RED) {
+  const settings = sidecarSettings(RED);
+  const client = settings.url.protocol === "https:" ? https : http;
+
   RED.plugins.registerPlugin("flow-gitops", { type: "flow-gitops" });
+
+  function permission(req, res, next) {
+    const method = req.params.method;
+    if (READ.has(method)) return RED.auth.needsPermission("gitops.read")(req, res, next);
+    if (WRITE.has(method)) return RED.auth.needsPermission("gitops.write")(req, res, next);
+    res.status(404).json({ error: "unknown_method", message: `no such GitOps method: ${method}` });
+  }
+
+  function relay(req, res) {
+    const headers = {};
+    for (const h of FORWARD_REQUEST) {
+      if (req.headers[h]) headers[h] = req.headers[h];
+    }
+    const token = readToken(settings.tokenFile);
+    if (token) headers.authorization = `Bearer ${token}`;
+    const upstream = client.request({
+      protocol: settings.url.protocol,
+      hostname: settings.url.hostname,
+      port: settings.url.port,
+      method: "POST",
+      path: `${settings.url.pathname.replace(/\/$/, "")}/${SERVICE}/${req.params.method}`,
+      headers,
+    }, (up) => {
+      const out = { "cache-control": "no-cache", "x-accel-buffering": "no" };
+      for (const h of FORWARD_RESPONSE) {
+        if (up.headers[h]) out[h] = up.headers[h];
+      }
+      res.writeHead(up.statusCode, out);
+      res.flushHeaders();
+      up.on("data", (chunk) => res.write(chunk));
+      up.on("end", () => res.end());
+      up.on("error", () => res.end());
+    });
+    upstream.on("error", (err) => {
+      if (!res.headersSent) {
+        // A gRPC-web "trailers-only" answer: the tab shows the sidecar as unavailable.
+        res.writeHead(200, { "content-type": req.headers["content-type"] || "application/grpc-web+proto",
+          "grpc-status": "14", "grpc-message": encodeURIComponent(`the GitOps sidecar is unreachable (${err.code || "error"})`) });
+      }
+      res.end();
+    });
+    res.on("close", () => upstream.destroy());
+    if (req.body !== undefined && Buffer.isBuffer(req.body)) {
+      upstream.end(req.body);
+    } else {
+      req.pipe(upstream);
+    }
+  }
+
+  RED.httpAdmin.post("/gitops/rpc/" + SERVICE + "/:method", permission, relay);
+  RED.httpAdmin.get("/gitops/settings", RED.auth.needsPermission("gitops.read"), (req, res) => {
+    res.json({ sidecar: settings.url.origin, tokenConfigured: Boolean(readToken(settings.tokenFile)) });
+  });
 
   RED.hooks.add("preInstall.flowgitops", (event) => {
     if (event.isUpgrade || event.url) {

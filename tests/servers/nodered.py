@@ -29,7 +29,8 @@ def red_js() -> str:
 
 class NodeRedServer:
     def __init__(self, user_dir: Path, admin_token: str | None = None, reader_token: str | None = None,
-                 secrets_dir: Path | None = None, port: int | None = None) -> None:
+                 secrets_dir: Path | None = None, port: int | None = None, env: dict | None = None) -> None:
+        self.extra_env = dict(env or {})
         self.user_dir = Path(user_dir)
         self.admin_token = admin_token
         self.reader_token = reader_token
@@ -50,6 +51,7 @@ class NodeRedServer:
             env["NR_READER_TOKEN"] = self.reader_token
         if self.secrets_dir:
             env["NR_SECRETS_DIR"] = str(self.secrets_dir)
+        env.update(self.extra_env)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([node_binary(), red_js(), "--settings", str(SETTINGS)], env=env,
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

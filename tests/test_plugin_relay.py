@@ -1,0 +1,100 @@
+"""The plugin's runtime half relays gRPC-web to the sidecar behind Node-RED's admin auth."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from sidecar.api.gen.flowgitops.v1 import gitops_pb2 as pb
+from tests import flowgen
+from tests.grpcweb import GrpcWebClient, GrpcWebError
+from tests.npmpkgs import init_user_dir
+from tests.servers.common import free_port
+from tests.servers.nodered import NodeRedServer
+
+ROOT = Path(__file__).resolve().parents[1]
+SIDECAR_TOKEN = "sidecar-api-token-" + "x" * 20
+
+
+@pytest.fixture
+def relay_setup(tmp_path, nr_token, repos, running_sidecar):
+    """A Node-RED with the plugin, synced by a sidecar the plugin relays to."""
+    http_port = free_port()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "api-token").write_text(SIDECAR_TOKEN + "\n")
+    user_dir = init_user_dir(tmp_path / "userdir")
+    (user_dir / "node_modules").mkdir(exist_ok=True)
+    os.symlink(ROOT / "editor_plugin", user_dir / "node_modules" / "node-red-contrib-flow-gitops")
+    reader = "nr-reader-" + "r" * 16
+    nr = NodeRedServer(user_dir, admin_token=nr_token, reader_token=reader,
+                       env={"FLOW_GITOPS_URL": f"http://127.0.0.1:{http_port}", "FLOW_GITOPS_TOKEN_FILE": str(data / "api-token")}).start()
+    remote = repos.create("flows")
+    remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Flows")
+    rs = running_sidecar(nr, remote.file_url, extra={"api": {"http_listen": f"127.0.0.1:{http_port}"}})
+    rs.app.service.wait_idle(30)
+    yield nr, rs, reader, remote
+    nr.stop()
+
+
+def test_relay_serves_readers_and_writers_by_permission(relay_setup, nr_token):
+    nr, rs, reader, remote = relay_setup
+    base = nr.url + "/gitops/rpc"
+    admin = GrpcWebClient(base, nr_token)
+    st = admin.unary("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse).status
+    assert st.state == pb.SYNC_STATE_IN_SYNC and st.local.sha == remote.head()
+    assert SIDECAR_TOKEN not in str(admin.last_headers)
+    # a read-only editor user can watch but not change anything
+    ro = GrpcWebClient(base, reader)
+    assert ro.unary("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse).status.state == pb.SYNC_STATE_IN_SYNC
+    r = requests.post(f"{base}/flowgitops.v1.GitOpsService/ForcePull", headers={"authorization": f"Bearer {reader}",
+                      "content-type": "application/grpc-web+proto"}, data=b"\x00\x00\x00\x00\x00")
+    assert r.status_code == 401
+    r = requests.post(f"{base}/flowgitops.v1.GitOpsService/GetStatus", headers={"content-type": "application/grpc-web+proto"},
+                      data=b"\x00\x00\x00\x00\x00")
+    assert r.status_code == 401  # no Node-RED login, no relay
+    r = requests.post(f"{base}/flowgitops.v1.GitOpsService/Nonsense", headers={"authorization": f"Bearer {nr_token}"}, data=b"")
+    assert r.status_code == 404
+    # the browser's Node-RED token is not the sidecar's: calling the sidecar directly with it fails
+    with pytest.raises(GrpcWebError) as err:
+        GrpcWebClient(rs.http_url, nr_token).unary("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse)
+    assert err.value.status == 16
+    assert admin.unary("ForcePull", pb.ForcePullRequest(), pb.ForcePullResponse).result in ("queued", "coalesced")
+    settings = requests.get(nr.url + "/gitops/settings", headers={"authorization": f"Bearer {reader}"}).json()
+    assert settings == {"sidecar": rs.http_url, "tokenConfigured": True}
+
+
+def test_relay_streams_watch_status_unbuffered(relay_setup, nr_token):
+    nr, rs, reader, remote = relay_setup
+    for text in (False, True):
+        client = GrpcWebClient(nr.url + "/gitops/rpc", reader, text=text)
+        got: list = []
+        stream = client.stream("WatchStatus", pb.WatchStatusRequest(), pb.WatchStatusResponse, timeout=None)
+        t = threading.Thread(target=lambda got=got, stream=stream: [got.append(m) for m in stream], daemon=True)
+        t.start()
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert got and got[0].WhichOneof("event") == "snapshot"
+        t0 = time.monotonic()
+        rs.stub.Pause(pb.PauseRequest(), metadata=rs.md)
+        while time.monotonic() - t0 < 5 and not any(m.WhichOneof("event") == "status" and m.status.paused for m in got):
+            time.sleep(0.01)
+        delay = time.monotonic() - t0
+        assert any(m.WhichOneof("event") == "status" and m.status.paused for m in got), "the change did not come through the relay"
+        assert delay < 1.0  # streamed, not buffered until the end
+        rs.stub.Resume(pb.ResumeRequest(), metadata=rs.md)
+
+
+def test_relay_reports_an_unreachable_sidecar_as_unavailable(tmp_path, nr_token):
+    user_dir = init_user_dir(tmp_path / "userdir")
+    (user_dir / "node_modules").mkdir(exist_ok=True)
+    os.symlink(ROOT / "editor_plugin", user_dir / "node_modules" / "node-red-contrib-flow-gitops")
+    with NodeRedServer(user_dir, admin_token=nr_token, env={"FLOW_GITOPS_URL": f"http://127.0.0.1:{free_port()}"}) as nr:
+        with pytest.raises(GrpcWebError) as err:
+            GrpcWebClient(nr.url + "/gitops/rpc", nr_token).unary("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse)
+        assert err.value.status == 14 and "unreachable" in err.value.message
