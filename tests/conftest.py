@@ -13,7 +13,10 @@ from tests.servers.githttp import GitHttpServer
 from tests.servers.gitrepo import GitRepoFactory
 from tests.servers.nodered import NodeRedServer, node_binary, red_js
 
+from sidecar import catalogtool
 from tests.constants import CANARY, GIT_USER
+from tests.npmpkgs import standard_packages
+from tests.servers.npmreg import NpmRegistry
 
 
 def pytest_sessionstart(session):
@@ -130,3 +133,25 @@ def running_sidecar(make_sidecar):
     yield start
     for rs in started:
         rs.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    d = tmp_path_factory.mktemp("npm")
+    tarballs = standard_packages(d / "tarballs")
+    reg = NpmRegistry(d / "storage").start()
+    reg.publish_all(tarballs)
+    reg.tarballs = tarballs
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def test_catalog(registry, tmp_path_factory):
+    """A catalog built with `catalog build` from the test packages (as an operator would)."""
+    cat, problems = catalogtool.build([str(t) for t in registry.tarballs], npm=None, workdir=tmp_path_factory.mktemp("cat"))
+    path = tmp_path_factory.mktemp("catalog") / "catalog.json"
+    catalogtool.write(cat, path, ["test packages"])
+    return path
+
+

@@ -8,35 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from sidecar import catalogtool
 from sidecar.core.catalog import Catalog
 from sidecar.core.schedule import Trigger
 from tests import flowgen
-from tests.npmpkgs import init_user_dir, standard_packages
+from tests.npmpkgs import init_user_dir
 from tests.servers.nodered import NodeRedServer
-from tests.servers.npmreg import NpmRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory):
-    d = tmp_path_factory.mktemp("npm")
-    tarballs = standard_packages(d / "tarballs")
-    reg = NpmRegistry(d / "storage").start()
-    reg.publish_all(tarballs)
-    reg.tarballs = tarballs
-    yield reg
-    reg.stop()
-
-
-@pytest.fixture(scope="session")
-def test_catalog(registry, tmp_path_factory):
-    """A catalog built with `catalog build` from the test packages (as an operator would)."""
-    cat, problems = catalogtool.build([str(t) for t in registry.tarballs], npm=None, workdir=tmp_path_factory.mktemp("cat"))
-    path = tmp_path_factory.mktemp("catalog") / "catalog.json"
-    catalogtool.write(cat, path, ["test packages"])
-    return path
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@
       failedModules: (recovery.failedModules || []).slice(),
       remote: commitView(st.remote), local: commitView(st.local),
       locked: Boolean(st.configured && !st.paused),
-      paused: Boolean(st.paused), configured: Boolean(st.configured),
+      paused: Boolean(st.configured && st.paused), configured: Boolean(st.configured),
     };
   }
 
