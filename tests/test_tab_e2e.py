@@ -116,7 +116,9 @@ def wait_text(page, selector, text, timeout=20000):
     page.wait_for_function("([s, t]) => (document.querySelector(s)?.textContent || '').includes(t)", arg=[selector, text], timeout=timeout)
 
 
-def test_configure_resume_sync_pull_pause_and_live_states(browser, stack, nr_token):
+def test_configure_resume_sync_pull_pause_and_live_states(browser, make_stack, nr_token):
+    # a self-hosted Gitea: the provider is named in the operator's config, the tab keeps it
+    stack = make_stack({"repository": {"provider": "gitea"}})
     nr, rs, remote = stack["nr"], stack["rs"], stack["remote"]
     page = open_tab(browser, nr, nr_token)
     wait_text(page, "#fg-state", "Not configured")
@@ -170,6 +172,7 @@ def test_configure_resume_sync_pull_pause_and_live_states(browser, stack, nr_tok
     page.wait_for_function("document.querySelector('#fg-live').dataset.state === 'connected'")
     head = remote.head()
     assert page.text_content("#fg-commit-local .fg-hash") == head[:8]
+    assert page.get_attribute("#fg-commit-local .fg-hash", "href") == f"{stack['git'].url}/flows/commit/{head}"
     assert page.text_content("#fg-commit-local .fg-subject") == "Example flows"
     assert "Ada Lovelace" in page.text_content("#fg-commit-local .fg-meta")
     assert not page.is_visible("#fg-commit-local .fg-commit-body")
