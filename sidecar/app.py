@@ -69,6 +69,10 @@ class App:
         self.catalog = load_catalog(cfg.dependencies.catalog)
         self.engine = Engine(cfg, self.store, self.git, self.flowapp, self.board, npm=self.npm, catalog=self.catalog)
         self.service = Service(self.engine, cfg.sync.interval)
+        if cfg.mode == "push":
+            from .push import Pusher
+            self.engine.pusher = Pusher(cfg, self.store, self.git, self.flowapp, self.board)
+            self.engine.on_foreign_deploy = lambda rev: self.service.trigger("push")
         self.secret_watcher = SecretWatcher(self.secrets, self._secrets_changed)
         self.deploy_watcher = DeployWatcher(cfg.flow_app.url, self._flowapp_token, self.engine.on_flowapp_deploy) if watch_deploys else None
 

@@ -41,6 +41,7 @@ REJECTED = "rejected_commit"
 MAX_PACKAGE_BYTES = 1024 * 1024
 # Triggers that may skip everything when the remote head is already applied.
 CHEAP_TRIGGERS = ("timer", "startup", "resume", "webhook")
+PUSH_TRIGGERS = ("push", "push_retry")
 
 
 @dataclass
@@ -58,6 +59,8 @@ class Engine:
         self.cfg = cfg
         self.npm = npm
         self.catalog = catalog or Catalog()
+        self.pusher = None  # set in push mode
+        self.on_foreign_deploy = None  # push mode: called when someone deployed in the Flow App
         self.store = store
         self.git = git
         self.flowapp = flowapp
@@ -200,7 +203,10 @@ class Engine:
         self.board.update(running="check", progress="", last_sync_at=self.now())
         detail: dict = {}
         try:
-            status = self._sync(job.id, trigger, applied, detail)
+            if trigger.kind in PUSH_TRIGGERS or (self.cfg.mode == "push" and trigger.kind != "approve"):
+                status = self._push(job.id, detail)
+            else:
+                status = self._sync(job.id, trigger, applied, detail)
         except SyncError as err:
             facts = self.board.facts()
             self.store.finish_job(job.id, "failed", error_code=err.code, error_message=err.message, detail=detail)
@@ -226,6 +232,15 @@ class Engine:
         if previous and previous.status in ("failed", "interrupted") and previous.to_commit in ("", target):
             return previous.attempts + 1
         return 1
+
+    def _push(self, job_id: int, detail: dict) -> str:
+        if self.pusher is None:
+            raise SyncError("mode_mismatch", "push jobs run only in push mode", retryable=False)
+        self._phase(job_id, "push", detail)
+        status = self.pusher.run(job_id, detail)
+        self.store.finish_job(job_id, "succeeded" if status == "succeeded" else "noop", detail=detail)
+        self.board.update(running="", last_error_code="", last_error_message="", consecutive_failures=0)
+        return status
 
     def _phase(self, job_id: int, phase: str, detail: dict) -> None:
         now = time.monotonic()
@@ -406,8 +421,12 @@ class Engine:
             raise SyncError(RECOVERY_FAILED, RECOVERY_FAILED_MESSAGE)
 
     def on_flowapp_deploy(self, rev: str) -> None:
-        """A deploy happened in the Flow App (comms): if it is not ours, that is drift."""
+        """A deploy happened in the Flow App (comms): drift in pull mode, a push in push mode."""
         if self.deploying:
+            return
+        if self.cfg.mode == "push":
+            if self.on_foreign_deploy is not None and rev != (self.store.get("pushed") or {}).get("rev"):
+                self.on_foreign_deploy(rev)
             return
         applied = self.applied()
         if applied and rev and rev != applied.get("rev"):

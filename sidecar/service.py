@@ -10,7 +10,9 @@ import random
 import threading
 import time
 
+from .core.errors import GIT_SYNC_FAILED
 from .core.schedule import Coalescer, Trigger, next_check, retry_delay
+from .push import RETRY_DELAYS
 from .engine import Engine
 
 log = logging.getLogger("flow_gitops.loop")
@@ -29,6 +31,9 @@ class Service:
         self._thread: threading.Thread | None = None
         self._next_due: float | None = None
         self.jobs_run = 0
+        self._retry_kind = ""
+        self._push_failures = 0
+        self.on_alert = None  # (name, status) → None: V8 alerts
         self._idle = threading.Event()
         self._idle.set()
 
@@ -96,10 +101,23 @@ class Service:
 
     def _active(self) -> bool:
         facts = self.board.facts()
-        return facts.configured and not facts.paused and self.engine.cfg.mode == "pull"
+        return facts.configured and not facts.paused and self.engine.cfg.mode in ("pull", "push")
 
-    def _schedule(self, failed: bool) -> None:
+    def _schedule(self, failed: bool, push_failed: bool = False) -> None:
         now = self.now()
+        self._retry_kind = ""
+        if push_failed and self._active():
+            # V2: retries after 30 s, 2 min, 10 min; then the git_sync_failed alert
+            if self._push_failures <= len(RETRY_DELAYS):
+                self._next_due, self._retry_kind = now + RETRY_DELAYS[self._push_failures - 1], "push_retry"
+            else:
+                self._next_due = next_check(now, self.interval, self.rng)
+                self.board.update(last_error_code=GIT_SYNC_FAILED, last_error_message=(
+                    f"pushing to Git failed {self._push_failures} times; the flows in the Flow App are not in the repository"))
+                if self.on_alert is not None:
+                    self.on_alert(GIT_SYNC_FAILED, self.board.current())
+            self.board.update(next_sync_at=self._next_due)
+            return
         if not self._active():
             self._next_due = None
         elif failed:
@@ -116,7 +134,9 @@ class Service:
                 while not self._stop:
                     self._follow_pause_switch()
                     if self._next_due is not None and self.now() >= self._next_due:
-                        self._co.offer(Trigger("timer"))
+                        # push mode: the timer is a safety net that pushes what a missed deploy left
+                        kind = self._retry_kind or ("push" if self.engine.cfg.mode == "push" else "timer")
+                        self._co.offer(Trigger(kind))
                         self._next_due = None
                     trig = self._co.take()
                     if trig is not None:
@@ -135,11 +155,15 @@ class Service:
             if skip:
                 log.info("sync is paused: %s trigger ignored", trig.kind)
             failed = False
+            push_failed = False
             if not skip:
                 job_id = self.engine.run(trig)
                 job = self.engine.store.job(job_id)
                 failed = job is not None and job.status == "failed"
+                if trig.kind in ("push", "push_retry"):
+                    self._push_failures = self._push_failures + 1 if failed else 0
+                    push_failed = failed
                 self.jobs_run += 1
             with self._cond:
                 self._co.done()
-                self._schedule(failed)
+                self._schedule(failed, push_failed)

@@ -25,7 +25,7 @@ from ..core import provider
 from ..core.config import RepositoryConfig
 from ..core.errors import (
     FILE_TOO_LARGE, GIT_AUTH, GIT_BRANCH_MISSING, GIT_ERROR, GIT_HOST_KEY, GIT_TIMEOUT, GIT_UNREACHABLE,
-    PATH_UNSAFE, SECRET_MISSING, SyncError,
+    GIT_PUSH_REJECTED, PATH_UNSAFE, SECRET_MISSING, SyncError,
 )
 from ..core.status import CommitInfo
 from .runner import RunResult, Runner
@@ -43,6 +43,8 @@ _UNSET = ("GIT_ASKPASS", "SSH_ASKPASS", "GIT_SSH", "GIT_SSH_COMMAND", "SSH_AUTH_
 def classify(stderr: str) -> tuple[str, str]:
     """A reason code and a short message for a failed git network command."""
     s = stderr.lower()
+    if "couldn't find remote ref" in s:
+        return GIT_BRANCH_MISSING, "the branch does not exist in the repository (names are case-sensitive)"
     if "remote host identification has changed" in s or "host key verification failed" in s or "no matching host key" in s:
         return GIT_HOST_KEY, "the SSH host key of the Git server is not the one in known_hosts (refusing to connect)"
     if "authentication failed" in s or "permission denied" in s or "could not read username" in s or "invalid username or password" in s or "http basic: access denied" in s:
@@ -138,12 +140,14 @@ class GitSource:
             os.replace(tmp, path)
         return str(path)
 
-    def _run(self, args: list[str], network: bool = False, timeout: float | None = None) -> RunResult:
+    def _run(self, args: list[str], network: bool = False, timeout: float | None = None, extra_env: dict | None = None,
+             stdin: bytes | None = None) -> RunResult:
         env, secrets = self._env() if network else ({"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "LC_ALL": "C"}, [])
+        env.update(extra_env or {})
         if network:
             self.round_trips += 1
         res = self.runner.run(["git", f"--git-dir={self.git_dir}", *args], timeout=timeout or self.cfg.timeout,
-                              env=env, secrets=secrets, unset=_UNSET)
+                              env=env, secrets=secrets, unset=_UNSET, stdin=stdin)
         if res.timed_out:
             raise SyncError(GIT_TIMEOUT, f"git {args[0]} took longer than {self.cfg.timeout:g} s and was stopped")
         return res
@@ -245,6 +249,68 @@ class GitSource:
         if obj.size > max_bytes:
             raise SyncError(FILE_TOO_LARGE, f"{relpath} is {obj.size} bytes, above the {max_bytes}-byte limit", retryable=False)
         return obj.data_stream.read()
+
+    # --- writing (PUSH mode) ---------------------------------------------------
+    def fetch_or_empty(self) -> str:
+        """Fetch the branch; "" when it does not exist yet (a first push creates it)."""
+        try:
+            return self.fetch()
+        except SyncError as err:
+            if err.code == GIT_BRANCH_MISSING or "couldn't find remote ref" in err.message:
+                return ""
+            raise
+
+    def list_files(self, commit: str, prefix: str) -> list[str]:
+        if not commit:
+            return []
+        res = self._run(["ls-tree", "-r", "--name-only", commit, "--", prefix or "."])
+        return [line for line in res.stdout.decode().splitlines() if line] if res.ok else []
+
+    def write_commit(self, base: str, files: dict[str, str], remove: list[str], message: str, author: tuple[str, str]) -> str:
+        """A commit on top of `base` ("" for a first commit) with `files` written and `remove`
+        deleted, made with git plumbing and a private index (no work tree). Returns `base`
+        when nothing changes."""
+        self._ensure_repo()
+        index = self.runtime_dir / f"index-{os.getpid()}-{id(files)}"
+        self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:
+            self._check(self._run(["read-tree", base] if base else ["read-tree", "--empty"], extra_env=env), "read-tree")
+            lines = []
+            for path, text in sorted(files.items()):
+                blob = self._check(self._run(["hash-object", "-w", "--stdin"], stdin=text.encode("utf-8")), "hash-object")
+                lines.append(f"100644 {blob}\t{path}\n")
+            # mode 0 removes an entry; --index-info needs no work tree (this repository is bare)
+            lines += [f"0 {'0' * 40}\t{path}\n" for path in remove]
+            self._check(self._run(["update-index", "--index-info"], extra_env=env, stdin="".join(lines).encode("utf-8")), "update-index")
+            tree = self._check(self._run(["write-tree"], extra_env=env), "write-tree")
+        finally:
+            index.unlink(missing_ok=True)
+        if base:
+            old_tree = self._check(self._run(["rev-parse", f"{base}^{{tree}}"]), "rev-parse")
+            if old_tree == tree:
+                return base
+        name, email = author
+        who = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
+        args = ["commit-tree", tree, *(["-p", base] if base else []), "-F", "-"]
+        return self._check(self._run(args, extra_env=who, stdin=message.encode("utf-8")), "commit-tree")
+
+    def push(self, commit: str) -> None:
+        """Push `commit` to the branch; a non-fast-forward rejection is `git_push_rejected`."""
+        res = self._run(["push", "--porcelain", "origin", f"{commit}:refs/heads/{self.cfg.branch}"], network=True)
+        if res.ok:
+            return
+        text = res.stderr + res.stdout.decode("utf-8", "replace")
+        if "non-fast-forward" in text or "[rejected]" in text or "fetch first" in text:
+            raise SyncError(GIT_PUSH_REJECTED, "the branch moved on the remote (non-fast-forward); rebasing and retrying")
+        code, message = classify(res.stderr)
+        raise SyncError(code, message)
+
+    @staticmethod
+    def _check(res: RunResult, what: str) -> str:
+        if not res.ok:
+            raise SyncError(GIT_ERROR, f"git {what} failed: {res.stderr.strip()[-200:]}")
+        return res.stdout.decode().strip()
 
     def close(self) -> None:
         if self._probe is not None:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from . import refname, secretpath
 
 MIN_INTERVAL = 120
-MODES = ("off", "pull")
+MODES = ("off", "pull", "push")
 PROTOCOLS = ("https", "ssh", "file")
 PROVIDERS = ("auto", "github", "gitlab", "bitbucket", "gitea", "generic")
 DEPENDENCY_POLICIES = ("hold", "deploy")
@@ -54,6 +54,8 @@ class RepositoryConfig:
     """Folder inside the repository that holds the flows file and package.json."""
     flow_file: str = ""
     """Flows file inside `path`; empty: package.json node-red.settings.flowFile, else flows.json."""
+    layout: str = "single"
+    """PUSH: `single` (flows file + package.json) or `split` (a file per flow under <environment>/)."""
     provider: str = "auto"
     username: str = ""
     password: str = ""
@@ -116,6 +118,18 @@ class ApiConfig:
 
 
 @dataclass
+class WebhooksConfig:
+    enabled: bool = False
+    """Accept provider push webhooks on POST /webhooks (and /webhooks/<provider>) of the HTTP server."""
+    secret: str = ""
+    """Secret path of the webhook secret; empty: one is generated (and kept in the state database) when enabled."""
+    max_body_bytes: int = 1024 * 1024
+    """Larger deliveries are refused (413) without being read."""
+    rate_per_minute: int = 120
+    """Requests a minute accepted from one client address (bursts up to the same number); beyond: 429."""
+
+
+@dataclass
 class LogConfig:
     level: str = "info"
     format: str = "text"  # text | json
@@ -132,6 +146,7 @@ class Config:
     sync: SyncConfig = field(default_factory=SyncConfig)
     dependencies: DependenciesConfig = field(default_factory=DependenciesConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict:
@@ -370,6 +385,13 @@ def validate(cfg: Config, secret_exists: Callable[[str], bool] | None = None) ->
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
             add("api.cors_origins", f"{origin!r} is not an origin like https://editor.example.com")
 
+    hooks = cfg.webhooks
+    secret_field("webhooks.secret", hooks.secret, False)
+    if not 1024 <= hooks.max_body_bytes <= 32 * 1024 * 1024:
+        add("webhooks.max_body_bytes", "must be between 1024 and 33554432 bytes (32 MiB)")
+    if not 1 <= hooks.rate_per_minute <= 100000:
+        add("webhooks.rate_per_minute", "must be between 1 and 100000")
+
     repo = cfg.repository
     if not cfg.configured:
         return out  # not configured yet: nothing more to check
@@ -387,6 +409,8 @@ def validate(cfg: Config, secret_exists: Callable[[str], bool] | None = None) ->
         problem = _relative_path_error(value) if value else None
         if problem:
             add(f"repository.{name}", problem)
+    if repo.layout not in ("single", "split"):
+        add("repository.layout", "must be single or split")
     if repo.provider not in PROVIDERS:
         add("repository.provider", f"must be one of {', '.join(PROVIDERS)}")
     if repo.timeout <= 0:

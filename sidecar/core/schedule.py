@@ -8,7 +8,7 @@ MAX_JITTER = 60.0
 FIRST_RETRY = 30.0
 
 # Trigger kinds, strongest first: a stronger trigger absorbs a weaker waiting one.
-TRIGGER_RANK = {"approve": 0, "retry": 1, "force": 2, "webhook": 3, "resume": 4, "startup": 5, "timer": 6}
+TRIGGER_RANK = {"approve": 0, "retry": 1, "force": 2, "webhook": 3, "resume": 4, "startup": 5, "push": 6, "push_retry": 7, "timer": 8}
 
 
 def next_check(now: float, interval: float, rng: random.Random, max_jitter: float = MAX_JITTER) -> float:

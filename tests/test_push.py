@@ -1,0 +1,132 @@
+"""PUSH mode: deploys in a real Node-RED become commits in a real Git repository."""
+from __future__ import annotations
+
+import json
+import time
+
+from sidecar.core.schedule import Trigger
+from tests import flowgen
+
+
+def push_app(make_sidecar, flowapp, remote, layout="single", watch=False, url=None, protocol="file", extra=None):
+    cfg = {"mode": "push", "repository": {"layout": layout}, **(extra or {})}
+    cfg["repository"] = {**cfg["repository"], **(extra or {}).get("repository", {})}
+    return make_sidecar(flowapp, url or remote.file_url, protocol=protocol, extra=cfg, watch=watch)
+
+
+def run(app, kind="push"):
+    return app.store.job(app.engine.run(Trigger(kind)))
+
+
+def git_log(remote):
+    return remote.factory.git("log", "--format=%H%x00%an%x00%B%x01", "main", cwd=remote.path).stdout.split("\x01")
+
+
+def tree(remote):
+    return remote.factory.git("ls-tree", "-r", "--name-only", "main", cwd=remote.path).stdout.split()
+
+
+def test_a_deploy_becomes_a_commit_single_layout(flowapp, repos, make_sidecar):
+    remote = repos.create("flows")
+    remote.commit({"README.md": "flows of the test environment"}, "Start")
+    rev = flowapp.deploy(flowgen.example(), "full")
+    app = push_app(make_sidecar, flowapp, remote)
+    job = run(app)
+    assert job.status == "succeeded", job.error_message
+    pushed = json.loads(remote.read("flows.json"))
+    assert pushed == flowapp.flows()[0]
+    pkg = json.loads(remote.read("package.json"))
+    assert pkg["dependencies"] == {}  # core nodes only: nothing to declare
+    head = git_log(remote)[0]
+    sha, author, message = head.strip("\n").split("\x00")
+    assert author == "flow-gitops" and sha == remote.head()
+    assert message.startswith("Deploy from test: added ")
+    assert f"Flow-App-Origin: test/{rev}" in message
+    assert remote.read("README.md") == b"flows of the test environment"  # other files untouched
+    # nothing new deployed → nothing pushed
+    assert run(app).status == "noop"
+    assert remote.head() == sha
+
+
+def test_split_layout_stable_paths_rename_and_delete(flowapp, repos, make_sidecar):
+    remote = repos.create("flows")
+    flowapp.deploy(flowgen.example(tabs=3), "full")
+    app = push_app(make_sidecar, flowapp, remote, layout="split")
+    assert run(app).status == "succeeded"
+    files = tree(remote)
+    assert sorted(files) == ["package.json", "test/config-nodes.json", "test/flows/flow-0.json", "test/flows/flow-1.json",
+                             "test/flows/flow-2.json", "test/subflows/double-it.json"]
+    tab1 = json.loads(remote.read("test/flows/flow-1.json"))
+    assert tab1[0]["id"] == "t1" and tab1[0]["type"] == "tab" and all(n["z"] == "t1" for n in tab1[1:])
+    # rename flow 1: its file keeps its path
+    flows, _ = flowapp.flows()
+    renamed = [dict(n, label="Renamed by a person") if n["id"] == "t1" else n for n in flows]
+    flowapp.deploy(renamed, "flows")
+    job = run(app)
+    assert job.status == "succeeded", (job.detail, app.store.get("pushed"), flowapp.flows()[1])
+    assert json.loads(remote.read("test/flows/flow-1.json"))[0]["label"] == "Renamed by a person"
+    assert not any("renamed-by-a-person" in f for f in tree(remote))
+    # delete flow 2: its file is removed
+    flows, _ = flowapp.flows()
+    flowapp.deploy([n for n in flows if n["id"] != "t2" and n.get("z") != "t2"], "flows")
+    job = run(app)
+    assert job.status == "succeeded", (job.detail, app.store.get("pushed"), flowapp.flows()[1])
+    files = tree(remote)
+    assert "test/flows/flow-2.json" not in files and "test/flows/flow-1.json" in files
+    assert "removed Flow 2" in git_log(remote)[0]
+
+
+def test_deploys_in_the_editor_are_pushed_automatically(flowapp, repos, make_sidecar):
+    remote = repos.create("flows")
+    app = push_app(make_sidecar, flowapp, remote, watch=True)
+    app.start()
+    app.service.resume()
+    deadline = time.monotonic() + 20
+    rev = flowapp.deploy(flowgen.example(tabs=2), "full")
+    while time.monotonic() < deadline and f"test/{rev}" not in (git_log(remote)[0] if remote.head() else ""):
+        time.sleep(0.1)
+    assert f"Flow-App-Origin: test/{rev}" in git_log(remote)[0]
+    assert json.loads(remote.read("flows.json")) == flowapp.flows()[0]
+
+
+def test_git_failures_never_touch_the_flow_app_and_a_retry_pushes_the_newest_content(flowapp, repos, make_sidecar, tmp_path):
+    remote = repos.create("flows")
+    broken_url = f"file://{tmp_path}/does-not-exist.git"
+    app = push_app(make_sidecar, flowapp, remote, url=broken_url)
+    flowapp.deploy(flowgen.example(variant="A"), "full")
+    job = run(app)
+    assert job.status == "failed"
+    _, rev_b = flowapp.flows()
+    flowapp.deploy(flowgen.example(variant="B"), "full")  # a newer deploy while Git is down
+    _, rev_b = flowapp.flows()
+    assert run(app, "push_retry").status == "failed"
+    assert flowapp.flows()[1] == rev_b  # the Flow App keeps what the person deployed
+    # Git is back: the retry pushes what runs now (B), never the older A
+    app.cfg.repository.url = remote.file_url
+    app.git.cfg.url = remote.file_url
+    job = run(app, "push_retry")
+    assert job.status == "succeeded", job.error_message
+    code = next(n for n in json.loads(remote.read("flows.json")) if n["id"] == "t0f0")["func"]
+    assert code.startswith("// B")
+    assert f"Flow-App-Origin: test/{rev_b}" in git_log(remote)[0]
+
+
+def test_push_retry_schedule_30s_2min_10min_then_the_alert(flowapp, repos, make_sidecar, tmp_path):
+    remote = repos.create("flows")
+    app = push_app(make_sidecar, flowapp, remote, url=f"file://{tmp_path}/gone.git")
+    alerts = []
+    app.service.on_alert = lambda name, status: alerts.append((name, status["reason_code"]))
+    flowapp.deploy(flowgen.example(), "full")
+    app.store.put("paused", False)
+    app.board.update(paused=False)
+    delays = []
+    for attempt in range(4):
+        job = run(app, "push" if attempt == 0 else "push_retry")
+        assert job.status == "failed"
+        app.service._push_failures += 1
+        t0 = app.service.now()
+        app.service._schedule(True, push_failed=True)
+        delays.append(round(app.board.current()["next_sync_at"] - t0))
+    assert delays[:3] == [30, 120, 600]
+    assert alerts == [("git_sync_failed", "git_sync_failed")]
+    assert app.board.current()["reason_code"] == "git_sync_failed"
