@@ -211,7 +211,7 @@ def test_configure_resume_sync_pull_pause_and_live_states(browser, make_stack, n
 
 
 def test_a_read_only_user_can_watch_but_not_change(browser, stack, nr_token):
-    nr, rs, remote = stack["nr"], stack["rs"], stack["remote"]
+    nr, rs = stack["nr"], stack["rs"]
     rs.app.save_config({"repository": {"protocol": "https", "url": stack["url"], "branch": "main",
                                        "username": "global.SECRETS.git.username", "password": "global.SECRETS.git.token"}})
     page = open_tab(browser, nr, READER)
