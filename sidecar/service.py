@@ -11,7 +11,7 @@ import threading
 import time
 
 from .core.errors import GIT_SYNC_FAILED
-from .core.schedule import Coalescer, Trigger, next_check, retry_delay
+from .core.schedule import Coalescer, Trigger, first_check, next_check, retry_delay
 from .push import RETRY_DELAYS
 from .engine import Engine
 
@@ -72,8 +72,13 @@ class Service:
     # --- the loop -----------------------------------------------------------
     def start(self) -> None:
         facts = self.board.facts()
+        jitter = self.engine.cfg.sync.startup_jitter
         if facts.configured and not facts.paused:
-            self.trigger("startup")
+            if jitter > 0:  # spread a fleet's first checks; the loop fires the timer when due
+                self._next_due = first_check(self.now(), jitter, self.rng)
+                self.board.update(next_sync_at=self._next_due)
+            else:
+                self.trigger("startup")
         self._thread = threading.Thread(target=self._loop, name="sync-loop", daemon=True)
         self._thread.start()
 
@@ -128,7 +133,8 @@ class Service:
 
     def _loop(self) -> None:
         with self._cond:
-            self._schedule(False)
+            if self._next_due is None:  # start() may have spread the first check already
+                self._schedule(False)
         while True:
             with self._cond:
                 while not self._stop:

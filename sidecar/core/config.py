@@ -79,6 +79,8 @@ class SyncConfig:
     """A first configuration starts paused: nothing is applied until Resume."""
     require_approval: bool = False
     dependency_policy: str = "hold"
+    startup_jitter: float = 0.0
+    """Seconds over which the first check after a start is spread (fleets: interval + 30, e.g. 150; 0 = at once)."""
 
 
 @dataclass
@@ -430,6 +432,8 @@ def validate(cfg: Config, secret_exists: Callable[[str], bool] | None = None) ->
     sync = cfg.sync
     if sync.interval < MIN_INTERVAL:
         add("sync.interval", f"must be at least {MIN_INTERVAL} seconds, got {sync.interval}")
+    if not 0 <= sync.startup_jitter <= 3600:
+        add("sync.startup_jitter", "must be between 0 and 3600 seconds")
     if sync.dependency_policy not in DEPENDENCY_POLICIES:
         add("sync.dependency_policy", "must be hold or deploy")
     if cfg.log.format not in ("text", "json"):

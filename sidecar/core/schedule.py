@@ -16,6 +16,12 @@ def next_check(now: float, interval: float, rng: random.Random, max_jitter: floa
     return now + interval + rng.uniform(0.0, max_jitter)
 
 
+def first_check(now: float, startup_jitter: float, rng: random.Random) -> float:
+    """When a freshly started sidecar checks first: at once, or spread over
+    `startup_jitter` seconds so a fleet restarted together does not hit Git at once."""
+    return now + (rng.uniform(0.0, startup_jitter) if startup_jitter > 0 else 0.0)
+
+
 def retry_delay(consecutive_failures: int, interval: float) -> float:
     """Backoff after failures: 30 s, 60 s, 120 s … never longer than the interval."""
     if consecutive_failures <= 0:
