@@ -19,6 +19,7 @@ from .gen.flowgitops.v1 import gitops_pb2 as pb
 from .events import EventHub
 from .grpc_front import SERVICE, build_server
 from .web_front import HttpApp
+from .webhooks import WebhookEndpoint
 
 log = logging.getLogger("flow_gitops.api")
 
@@ -59,6 +60,7 @@ class ApiServer:
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task | None = None
         self.hub: EventHub | None = None
+        self.webhooks: WebhookEndpoint | None = None
         self._unsubscribe = None
 
     def token(self) -> str:
@@ -87,6 +89,8 @@ class ApiServer:
         self.metrics.up.labels(self.app.cfg.environment, self.app.cfg.mode).set(1)
         self._unsubscribe = self.app.board.subscribe(self._on_status)
         self.app.store.on_job = self._on_job
+        # Provider webhooks (POST /webhooks…): settles the generated secret before any RPC can ask for it.
+        self.webhooks = WebhookEndpoint(self.app, self.metrics.webhook_request)
         api = GitOpsApi(self.app, self.hub) if self.heartbeat is None else GitOpsApi(self.app, self.hub, self.heartbeat)
         cfg = self.app.cfg.api
         tls = None
@@ -105,6 +109,7 @@ class ApiServer:
         http_app = HttpApp(api, self.token, self.metrics.render, self._ready,
                            [o.strip() for o in cfg.cors_origins.split(",") if o.strip()])
         self.http_app = http_app
+        http_app.extra_routes.update(self.webhooks.routes())
         host, port = _split(cfg.http_listen)
         ucfg = uvicorn.Config(http_app, host=host, port=port, log_level="warning", lifespan="off", ws="none",
                               access_log=False, ssl_certfile=cfg.tls_cert or None, ssl_keyfile=cfg.tls_key or None,
