@@ -546,10 +546,11 @@ def main() -> int:
     print(f"\n{'phase':13} {'streams':>7} {'events':>6} {'pairs':>6} {'missed':>6} {'p50':>7} {'p99':>7} {'max':>7} "
           f"{'trig p99':>8} {'pub→loop p99':>12} {'loop→cli p99':>12} {'spread p99':>10} {'KB/stream':>9}")
     for name, ph in meta["phases"].items():
-        print(f"{name:13} {ph['streams']:>7} {ph['status_events']:>6} {ph['pairs']:>6} {ph['missed']:>6} "
-              f"{ph['delivery_p50_ms']:>7} {ph['delivery_p99_ms']:>7} {ph['delivery_max_ms']:>7} {ph['trigger_p99_ms']:>8} "
-              f"{ph['publish_to_loop_p99_ms']:>12} {ph['loop_to_client_p99_ms']:>12} {ph['fanout_spread_p99_ms']:>10} "
-              f"{ph['rss_per_stream_kb']:>9}")
+        v = {k: ("-" if x is None else x) for k, x in ph.items()}  # diagnostics may be absent
+        print(f"{name:13} {v['streams']:>7} {v['status_events']:>6} {v['pairs']:>6} {v['missed']:>6} "
+              f"{v['delivery_p50_ms']:>7} {v['delivery_p99_ms']:>7} {v['delivery_max_ms']:>7} {v['trigger_p99_ms']:>8} "
+              f"{v['publish_to_loop_p99_ms']:>12} {v['loop_to_client_p99_ms']:>12} {v['fanout_spread_p99_ms']:>10} "
+              f"{v['rss_per_stream_kb']:>9}")
         if ph["errors"]:
             print(f"  errors: {ph['errors']}")
     print(f"server CPU per message (one event to one native stream): {meta['server_cpu_per_message_us']} µs; "

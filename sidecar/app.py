@@ -139,8 +139,15 @@ class App:
             self.deploy_watcher.start()
         self.service.start()
 
-    def stop(self) -> None:
-        self.service.stop()
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop within `grace` seconds. A job still running then is abandoned: it stays
+        recorded as running and the next start settles it (reconcile_after_crash)."""
+        if not self.service.stop(grace):
+            log.warning("a sync job is still running after %.0f s; abandoning it (the next start settles it)", grace)
+            if self.deploy_watcher is not None:
+                self.deploy_watcher.stop()
+            self.secret_watcher.stop()
+            return
         if self.deploy_watcher is not None:
             self.deploy_watcher.stop()
         self.secret_watcher.stop()

@@ -165,6 +165,7 @@ Other controls: pull --wait, pause, resume, plan, jobs (same --address/--token-f
             print(f"demo check passed: commit {second[:8]} is running in Node-RED (site = {site})", flush=True)
             return 0
         print("Press Ctrl-C to stop.", flush=True)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # so sigwait, not death, gets them
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0
     except KeyboardInterrupt:

@@ -212,8 +212,9 @@ class Engine:
             self.store.finish_job(job.id, "failed", error_code=err.code, error_message=err.message, detail=detail)
             self.board.update(running="", progress="", last_error_code=err.code, last_error_message=err.message,
                               consecutive_failures=facts.consecutive_failures + 1)
-            log.warning("sync job=%s trigger=%s result=error code=%s duration=%.3fs message=%s",
-                        job.id, trigger.kind, err.code, time.monotonic() - started, err.message)
+            log.warning("sync job=%s trigger=%s result=error code=%s commit=%s duration=%.3fs message=%s",
+                        job.id, trigger.kind, err.code, (self.store.job(job.id).to_commit or "")[:8],
+                        time.monotonic() - started, err.message)
             return job.id
         except Exception as exc:  # a bug: keep the loop alive, record it, never leak details
             log.exception("sync job=%s failed unexpectedly", job.id)

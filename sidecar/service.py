@@ -86,12 +86,15 @@ class Service:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the loop; True when it ended within `timeout` (a running job finished)."""
         with self._cond:
             self._stop = True
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
 
     def _follow_pause_switch(self) -> None:
         """Pick up a pause switch flipped by another process (`flow-gitops pause|resume --config`)."""

@@ -95,7 +95,15 @@ class DirSecretSource(SecretSource):
     def _leaves(self) -> Iterator[tuple[list[str], str]]:
         if not self.root.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+        seen: set[str] = set()
+        # Kubernetes mounts keys as symlinks into ..data (also whole directories for nested
+        # item paths): follow links, but only to places inside the root, and each once.
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen or not (real == str(self.root) or real.startswith(str(self.root) + os.sep)):
+                dirnames[:] = []
+                continue
+            seen.add(real)
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             rel = Path(dirpath).relative_to(self.root).parts
             for name in filenames:
@@ -107,7 +115,6 @@ class DirSecretSource(SecretSource):
                     value = self.get(path)
                     if value is not None:
                         yield parts, value
-            # Kubernetes exposes keys as symlinks at the top: os.walk lists them as files.
 
 
 class FileSecretSource(SecretSource):
