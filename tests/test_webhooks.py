@@ -578,3 +578,23 @@ def test_an_explicit_repository_provider_decides_how_webhooks_are_checked(flowap
     assert r.status_code == 401 and metric(rs, "gitea", "unauthorized") == 1
     assert post(rs, P.gitlab_push(CANARY, second), path="/webhooks/gitlab").status_code == 202  # the path wins
     wait_local(rs, second)
+
+
+def test_get_webhook_reveals_a_generated_secret_once_and_spots_a_broken_webhook(flowapp, repos, running_sidecar):
+    from sidecar.api.gen.flowgitops.v1 import gitops_pb2 as pb
+    from sidecar.core.schedule import Trigger
+    from tests import flowgen as fg
+
+    remote = repos.create("flows")
+    remote.commit({"flows.json": fg.dumps(fg.example())}, "Flows")
+    rs = running_sidecar(flowapp, remote.file_url, extra={"webhooks": {"enabled": True}})
+    rs.app.service.wait_idle(30)
+    first = rs.stub.GetWebhook(pb.GetWebhookRequest(reveal_secret=True), metadata=rs.md)
+    assert first.enabled and first.secret_source == "generated" and len(first.secret) >= 32
+    assert "/webhooks/github" in first.paths
+    again = rs.stub.GetWebhook(pb.GetWebhookRequest(reveal_secret=True), metadata=rs.md)
+    assert again.secret == "" and again.secret_shown
+    # a commit the poll finds, that no webhook announced: the webhook looks broken
+    remote.commit({"flows.json": fg.dumps(fg.example(variant="x"))}, "Unannounced")
+    assert rs.app.store.job(rs.app.engine.run(Trigger("timer"))).status == "succeeded"
+    assert rs.stub.GetWebhook(pb.GetWebhookRequest(), metadata=rs.md).looks_broken is True

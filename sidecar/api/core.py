@@ -44,8 +44,9 @@ def from_sync_error(err: SyncError) -> ApiError:
 
 
 class GitOpsApi:
-    def __init__(self, app: App, hub: EventHub, heartbeat: float = HEARTBEAT_SECONDS) -> None:
+    def __init__(self, app: App, hub: EventHub, heartbeat: float = HEARTBEAT_SECONDS, webhooks=None) -> None:
         self.app = app
+        self.webhooks = webhooks
         self.hub = hub
         self.heartbeat = heartbeat
 
@@ -169,6 +170,24 @@ class GitOpsApi:
 
     async def GetRecovery(self, request: pb.GetRecoveryRequest) -> pb.GetRecoveryResponse:
         return pb.GetRecoveryResponse(recovery=convert.recovery(self.app.board.facts().recovery))
+
+    async def GetWebhook(self, request: pb.GetWebhookRequest) -> pb.GetWebhookResponse:
+        if self.webhooks is None:
+            raise ApiError("UNAVAILABLE", "the webhook endpoint is not running")
+        info = self.webhooks.info()
+        last = info.get("last") or {}
+        secret = ""
+        if request.reveal_secret:
+            secret = await asyncio.to_thread(self.webhooks.reveal_secret) or ""
+        # The poll (a timer job) applied the remote head, and no webhook announced that commit.
+        applied = self.app.store.get("applied") or {}
+        job = self.app.store.job(applied["job"]) if applied.get("job") else None
+        looks_broken = bool(info["enabled"] and job is not None and job.trigger == "timer"
+                            and last.get("after") != applied.get("commit"))
+        return pb.GetWebhookResponse(enabled=info["enabled"], paths=info["paths"], provider=info["provider"],
+                                     secret_source=info["secret_source"], secret_shown=info["secret_shown"] or bool(secret),
+                                     secret=secret, last_after=last.get("after", ""), last_at=convert.ts(last.get("at")),
+                                     looks_broken=looks_broken)
 
     async def SuggestSecretPaths(self, request: pb.SuggestSecretPathsRequest) -> pb.SuggestSecretPathsResponse:
         if request.limit < 0 or request.limit > 500:

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2
 from ..app import App
 from ..metrics import Metrics
 from . import convert
-from .core import GitOpsApi
+from .core import HEARTBEAT_SECONDS, GitOpsApi
 from .gen.flowgitops.v1 import gitops_pb2 as pb
 from .events import EventHub
 from .grpc_front import SERVICE, build_server
@@ -91,7 +91,7 @@ class ApiServer:
         self.app.store.on_job = self._on_job
         # Provider webhooks (POST /webhooks…): settles the generated secret before any RPC can ask for it.
         self.webhooks = WebhookEndpoint(self.app, self.metrics.webhook_request)
-        api = GitOpsApi(self.app, self.hub) if self.heartbeat is None else GitOpsApi(self.app, self.hub, self.heartbeat)
+        api = GitOpsApi(self.app, self.hub, self.heartbeat or HEARTBEAT_SECONDS, webhooks=self.webhooks)
         cfg = self.app.cfg.api
         tls = None
         if cfg.tls_cert:

@@ -1161,6 +1161,88 @@ export declare type GetRecoveryResponse = Message<"flowgitops.v1.GetRecoveryResp
 export declare const GetRecoveryResponseSchema: GenMessage<GetRecoveryResponse>;
 
 /**
+ * @generated from message flowgitops.v1.GetWebhookRequest
+ */
+export declare type GetWebhookRequest = Message<"flowgitops.v1.GetWebhookRequest"> & {
+  /**
+   * @generated from field: bool reveal_secret = 1;
+   */
+  revealSecret: boolean;
+};
+
+/**
+ * Describes the message flowgitops.v1.GetWebhookRequest.
+ * Use `create(GetWebhookRequestSchema)` to create a new message.
+ */
+export declare const GetWebhookRequestSchema: GenMessage<GetWebhookRequest>;
+
+/**
+ * @generated from message flowgitops.v1.GetWebhookResponse
+ */
+export declare type GetWebhookResponse = Message<"flowgitops.v1.GetWebhookResponse"> & {
+  /**
+   * @generated from field: bool enabled = 1;
+   */
+  enabled: boolean;
+
+  /**
+   * HTTP paths on the sidecar's HTTP port (e.g. /webhooks/github).
+   *
+   * @generated from field: repeated string paths = 2;
+   */
+  paths: string[];
+
+  /**
+   * @generated from field: string provider = 3;
+   */
+  provider: string;
+
+  /**
+   * secret_path | generated | none
+   *
+   * @generated from field: string secret_source = 4;
+   */
+  secretSource: string;
+
+  /**
+   * @generated from field: bool secret_shown = 5;
+   */
+  secretShown: boolean;
+
+  /**
+   * Only with reveal_secret, only once, only for a generated secret.
+   *
+   * @generated from field: string secret = 6;
+   */
+  secret: string;
+
+  /**
+   * The last push a verified webhook announced.
+   *
+   * @generated from field: string last_after = 7;
+   */
+  lastAfter: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_at = 8;
+   */
+  lastAt?: Timestamp | undefined;
+
+  /**
+   * The poll found a remote head that no webhook announced.
+   *
+   * @generated from field: bool looks_broken = 9;
+   */
+  looksBroken: boolean;
+};
+
+/**
+ * Describes the message flowgitops.v1.GetWebhookResponse.
+ * Use `create(GetWebhookResponseSchema)` to create a new message.
+ */
+export declare const GetWebhookResponseSchema: GenMessage<GetWebhookResponse>;
+
+/**
  * @generated from message flowgitops.v1.SuggestSecretPathsRequest
  */
 export declare type SuggestSecretPathsRequest = Message<"flowgitops.v1.SuggestSecretPathsRequest"> & {
@@ -1470,6 +1552,18 @@ export declare const GitOpsService: GenService<{
     methodKind: "unary";
     input: typeof GetRecoveryRequestSchema;
     output: typeof GetRecoveryResponseSchema;
+  },
+  /**
+   * The provider webhook: where to send it, the secret's source, the last push announced,
+   * and whether the poll found a commit no webhook announced (the webhook looks broken).
+   * With reveal_secret, a generated secret is returned once (then never again).
+   *
+   * @generated from rpc flowgitops.v1.GitOpsService.GetWebhook
+   */
+  getWebhook: {
+    methodKind: "unary";
+    input: typeof GetWebhookRequestSchema;
+    output: typeof GetWebhookResponseSchema;
   },
 }>;
 

@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .gitops_pb2 import ApproveDeployRequest, ApproveDeployResponse, ForcePullRequest, ForcePullResponse, GetConfigRequest, GetConfigResponse, GetPlanRequest, GetPlanResponse, GetRecoveryRequest, GetRecoveryResponse, GetStatusRequest, GetStatusResponse, ListJobsRequest, ListJobsResponse, PauseRequest, PauseResponse, RejectDeployRequest, RejectDeployResponse, ResumeRequest, ResumeResponse, RetryJobRequest, RetryJobResponse, SaveConfigRequest, SaveConfigResponse, SuggestSecretPathsRequest, SuggestSecretPathsResponse, ValidateConfigRequest, ValidateConfigResponse, WatchStatusRequest, WatchStatusResponse
+from .gitops_pb2 import ApproveDeployRequest, ApproveDeployResponse, ForcePullRequest, ForcePullResponse, GetConfigRequest, GetConfigResponse, GetPlanRequest, GetPlanResponse, GetRecoveryRequest, GetRecoveryResponse, GetStatusRequest, GetStatusResponse, GetWebhookRequest, GetWebhookResponse, ListJobsRequest, ListJobsResponse, PauseRequest, PauseResponse, RejectDeployRequest, RejectDeployResponse, ResumeRequest, ResumeResponse, RetryJobRequest, RetryJobResponse, SaveConfigRequest, SaveConfigResponse, SuggestSecretPathsRequest, SuggestSecretPathsResponse, ValidateConfigRequest, ValidateConfigResponse, WatchStatusRequest, WatchStatusResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
@@ -120,6 +120,14 @@ class GitOpsService(Protocol):
         """
         Dependency recovery: node types and modules that could not be resolved or installed,
         installs waiting for a Flow App restart.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def get_webhook(self, request: GetWebhookRequest, ctx: RequestContext[GetWebhookRequest, GetWebhookResponse], /) -> GetWebhookResponse:
+        """
+        The provider webhook: where to send it, the secret's source, the last push announced,
+        and whether the poll found a commit no webhook announced (the webhook looks broken).
+        With reveal_secret, a generated secret is returned once (then never again).
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -301,6 +309,17 @@ class GitOpsServiceASGIApplication(ConnectASGIApplication[GitOpsService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.get_recovery,
+                ),
+                "/flowgitops.v1.GitOpsService/GetWebhook": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetWebhook",
+                        service_name="flowgitops.v1.GitOpsService",
+                        input=GetWebhookRequest,
+                        output=GetWebhookResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.get_webhook,
                 ),
             },
             interceptors=interceptors,
@@ -680,6 +699,31 @@ class GitOpsServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def get_webhook(
+        self,
+        request: GetWebhookRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetWebhookResponse:
+        """
+        The provider webhook: where to send it, the secret's source, the last push announced,
+        and whether the poll found a commit no webhook announced (the webhook looks broken).
+        With reveal_secret, a generated secret is returned once (then never again).
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetWebhook",
+                service_name="flowgitops.v1.GitOpsService",
+                input=GetWebhookRequest,
+                output=GetWebhookResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class GitOpsServiceSync(Protocol):
     def get_status(self, request: GetStatusRequest, ctx: RequestContext[GetStatusRequest, GetStatusResponse], /) -> GetStatusResponse:
@@ -764,6 +808,14 @@ class GitOpsServiceSync(Protocol):
         """
         Dependency recovery: node types and modules that could not be resolved or installed,
         installs waiting for a Flow App restart.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def get_webhook(self, request: GetWebhookRequest, ctx: RequestContext[GetWebhookRequest, GetWebhookResponse], /) -> GetWebhookResponse:
+        """
+        The provider webhook: where to send it, the secret's source, the last push announced,
+        and whether the poll found a commit no webhook announced (the webhook looks broken).
+        With reveal_secret, a generated secret is returned once (then never again).
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -943,6 +995,17 @@ class GitOpsServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.get_recovery,
+                ),
+                "/flowgitops.v1.GitOpsService/GetWebhook": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetWebhook",
+                        service_name="flowgitops.v1.GitOpsService",
+                        input=GetWebhookRequest,
+                        output=GetWebhookResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.get_webhook,
                 ),
             },
             interceptors=interceptors,
@@ -1316,6 +1379,31 @@ class GitOpsServiceClientSync(ConnectClientSync):
                 service_name="flowgitops.v1.GitOpsService",
                 input=GetRecoveryRequest,
                 output=GetRecoveryResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def get_webhook(
+        self,
+        request: GetWebhookRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetWebhookResponse:
+        """
+        The provider webhook: where to send it, the secret's source, the last push announced,
+        and whether the poll found a commit no webhook announced (the webhook looks broken).
+        With reveal_secret, a generated secret is returned once (then never again).
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetWebhook",
+                service_name="flowgitops.v1.GitOpsService",
+                input=GetWebhookRequest,
+                output=GetWebhookResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

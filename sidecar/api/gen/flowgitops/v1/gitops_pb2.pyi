@@ -450,6 +450,34 @@ class GetRecoveryResponse(_message.Message):
     recovery: Recovery
     def __init__(self, recovery: _Optional[_Union[Recovery, _Mapping]] = ...) -> None: ...
 
+class GetWebhookRequest(_message.Message):
+    __slots__ = ("reveal_secret",)
+    REVEAL_SECRET_FIELD_NUMBER: _ClassVar[int]
+    reveal_secret: bool
+    def __init__(self, reveal_secret: _Optional[bool] = ...) -> None: ...
+
+class GetWebhookResponse(_message.Message):
+    __slots__ = ("enabled", "paths", "provider", "secret_source", "secret_shown", "secret", "last_after", "last_at", "looks_broken")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    SECRET_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SECRET_SHOWN_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    LAST_AFTER_FIELD_NUMBER: _ClassVar[int]
+    LAST_AT_FIELD_NUMBER: _ClassVar[int]
+    LOOKS_BROKEN_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    provider: str
+    secret_source: str
+    secret_shown: bool
+    secret: str
+    last_after: str
+    last_at: _timestamp_pb2.Timestamp
+    looks_broken: bool
+    def __init__(self, enabled: _Optional[bool] = ..., paths: _Optional[_Iterable[str]] = ..., provider: _Optional[str] = ..., secret_source: _Optional[str] = ..., secret_shown: _Optional[bool] = ..., secret: _Optional[str] = ..., last_after: _Optional[str] = ..., last_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., looks_broken: _Optional[bool] = ...) -> None: ...
+
 class SuggestSecretPathsRequest(_message.Message):
     __slots__ = ("prefix", "limit")
     PREFIX_FIELD_NUMBER: _ClassVar[int]

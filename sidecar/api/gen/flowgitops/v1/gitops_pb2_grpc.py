@@ -109,6 +109,11 @@ class GitOpsServiceStub:
                 request_serializer=flowgitops_dot_v1_dot_gitops__pb2.GetRecoveryRequest.SerializeToString,
                 response_deserializer=flowgitops_dot_v1_dot_gitops__pb2.GetRecoveryResponse.FromString,
                 _registered_method=True)
+        self.GetWebhook = channel.unary_unary(
+                '/flowgitops.v1.GitOpsService/GetWebhook',
+                request_serializer=flowgitops_dot_v1_dot_gitops__pb2.GetWebhookRequest.SerializeToString,
+                response_deserializer=flowgitops_dot_v1_dot_gitops__pb2.GetWebhookResponse.FromString,
+                _registered_method=True)
 
 
 class GitOpsServiceServicer:
@@ -220,6 +225,15 @@ class GitOpsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWebhook(self, request, context):
+        """The provider webhook: where to send it, the secret's source, the last push announced,
+        and whether the poll found a commit no webhook announced (the webhook looks broken).
+        With reveal_secret, a generated secret is returned once (then never again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GitOpsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -297,6 +311,11 @@ def add_GitOpsServiceServicer_to_server(servicer, server):
                     servicer.GetRecovery,
                     request_deserializer=flowgitops_dot_v1_dot_gitops__pb2.GetRecoveryRequest.FromString,
                     response_serializer=flowgitops_dot_v1_dot_gitops__pb2.GetRecoveryResponse.SerializeToString,
+            ),
+            'GetWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWebhook,
+                    request_deserializer=flowgitops_dot_v1_dot_gitops__pb2.GetWebhookRequest.FromString,
+                    response_serializer=flowgitops_dot_v1_dot_gitops__pb2.GetWebhookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -704,6 +723,33 @@ class GitOpsService:
             '/flowgitops.v1.GitOpsService/GetRecovery',
             flowgitops_dot_v1_dot_gitops__pb2.GetRecoveryRequest.SerializeToString,
             flowgitops_dot_v1_dot_gitops__pb2.GetRecoveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flowgitops.v1.GitOpsService/GetWebhook',
+            flowgitops_dot_v1_dot_gitops__pb2.GetWebhookRequest.SerializeToString,
+            flowgitops_dot_v1_dot_gitops__pb2.GetWebhookResponse.FromString,
             options,
             channel_credentials,
             insecure,
