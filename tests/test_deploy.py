@@ -691,3 +691,9 @@ def test_the_fleet_overlay_example_renders_one_flow_app_per_instance(tmp_path):
         {"orders-flow-app-userdir", "orders-flow-app-state"}
     env = {e["name"]: e.get("value") for e in containers(dep)["flow-gitops"]["env"]}
     assert env["FLOW_GITOPS_REPOSITORY__URL"].endswith("/orders-flows.git") and env["FLOW_GITOPS_SYNC__REQUIRE_APPROVAL"] == "true"
+
+
+def test_the_kubernetes_settings_js_is_the_same_as_the_one_tests_and_the_demo_use():
+    """kustomize needs the file inside the base: it must stay identical to deploy/node-red/settings.js."""
+    base = ROOT / "deploy" / "kubernetes" / "base" / "node-red-settings.js"
+    assert base.read_text() == (ROOT / "deploy" / "node-red" / "settings.js").read_text()
