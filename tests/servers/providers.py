@@ -24,6 +24,8 @@ error shape. Choices PROVIDERS.md leaves unconfirmed are marked "assumed" below.
 """
 from __future__ import annotations
 
+import abc
+
 import base64
 import json
 import re
@@ -81,7 +83,7 @@ def check_fields(obj: Any, spec: dict[str, tuple[type, bool]]) -> list[str]:
     return problems
 
 
-class _Fake:
+class _Fake(abc.ABC):
     provider = ""
     prefix = ""  # the API root's path on this server
     routes: ClassVar[list[tuple[str, re.Pattern, str]]] = []  # (method, raw-path regex, handler name)
@@ -244,11 +246,13 @@ class _Fake:
     def check_headers(self, seen: Seen) -> Reply | None:
         return None
 
+    @abc.abstractmethod
     def check_auth(self, seen: Seen) -> Reply | None:
-        raise NotImplementedError
+        """Each provider's fake answers in its own documented shape."""
 
+    @abc.abstractmethod
     def error(self, status: int, message: Any, **extra: Any) -> Reply:
-        raise NotImplementedError
+        """Each provider's fake answers in its own documented shape."""
 
     def bad_credentials(self) -> Reply:
         return self.error(401, "Unauthorized")
@@ -256,8 +260,9 @@ class _Fake:
     def not_found_route(self) -> Reply:
         return self.error(404, "Not Found")
 
+    @abc.abstractmethod
     def rate_limited(self) -> Reply:
-        raise NotImplementedError
+        """Each provider's fake answers in its own documented shape."""
 
     def _new_pull(self, repo: Repo, base: str, head: str, title: str, body: str) -> dict:
         number = repo.next_number
