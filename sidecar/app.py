@@ -69,7 +69,7 @@ class App:
         self.catalog = load_catalog(cfg.dependencies.catalog)
         self.engine = Engine(cfg, self.store, self.git, self.flowapp, self.board, npm=self.npm, catalog=self.catalog)
         self.service = Service(self.engine, cfg.sync.interval)
-        if cfg.mode == "push":
+        if cfg.mode in ("push", "bidirectional"):
             from .push import Pusher
             self.engine.pusher = Pusher(cfg, self.store, self.git, self.flowapp, self.board)
             self.engine.on_foreign_deploy = lambda rev: self.service.trigger("push")

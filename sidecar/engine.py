@@ -22,11 +22,12 @@ from .adapters.npm import explain as explain_npm
 from .adapters.nodered import NodeRed
 from .adapters.store import Store
 from .core import flows as flowlib
+from .core import layout
 from .core.catalog import Catalog
 from .core.config import Config, parse_type_map
 from .core.deps import DepPlan, plan_dependencies
 from .core.errors import (
-    FLOWS_MISSING, INTERRUPTED, PACKAGE_INVALID, PATH_UNSAFE, RECOVERY_FAILED, RECOVERY_FAILED_MESSAGE, TYPES_MISSING,
+    FLOWS_INVALID, FLOWS_MISSING, INTERRUPTED, PACKAGE_INVALID, PATH_UNSAFE, RECOVERY_FAILED, RECOVERY_FAILED_MESSAGE, TYPES_MISSING,
     SyncError,
 )
 from .core.schedule import Trigger
@@ -158,6 +159,8 @@ class Engine:
                 raise SyncError(PACKAGE_INVALID, f"{self._repo_path('package.json')} is not valid JSON: {exc}", retryable=False) from None
             if not isinstance(package, dict):
                 raise SyncError(PACKAGE_INVALID, f"{self._repo_path('package.json')} must be a JSON object", retryable=False)
+        if self.cfg.repository.layout == "split":
+            return Target(commit, self.git.commit_info(commit), self._read_split(commit), self._split_dir(), package)
         flow_file = self.cfg.repository.flow_file
         if not flow_file and package:
             named = ((package.get("node-red") or {}).get("settings") or {}).get("flowFile") if isinstance(package.get("node-red"), dict) else None
@@ -173,6 +176,24 @@ class Engine:
             raise SyncError(FLOWS_MISSING, f"{path} does not exist at commit {commit[:8]}", retryable=False)
         target_flows = flowlib.parse_flows(data, source=path)
         return Target(commit, self.git.commit_info(commit), target_flows, path, package)
+
+    def _split_dir(self) -> str:
+        return self._repo_path(layout.slug(self.cfg.environment))
+
+    def _read_split(self, commit: str) -> list[dict]:
+        """The flow set from the split layout: <path>/<environment>/flows|subflows/*.json + config-nodes.json."""
+        base = self._split_dir()
+        names = [p for p in self.git.list_files(commit, base) if p.endswith(".json") and (
+            p.startswith(f"{base}/flows/") or p.startswith(f"{base}/subflows/") or p == f"{base}/{layout.CONFIG_FILE}")]
+        if not names:
+            raise SyncError(FLOWS_MISSING, f"no flow files under {base}/ at commit {commit[:8]}", retryable=False)
+        files = {p: self.git.read(commit, p, flowlib.DEFAULT_MAX_FLOWS_BYTES) or b"[]" for p in names}
+        try:
+            nodes = layout.read_split(files)
+        except ValueError as exc:
+            raise SyncError(FLOWS_INVALID, str(exc), retryable=False) from None
+        flowlib.check_flows(nodes, source=f"{base}/")
+        return nodes
 
     def plan(self) -> dict:
         """Dry run: fetch the remote head and say what applying it would change."""
@@ -204,6 +225,7 @@ class Engine:
         detail: dict = {}
         try:
             if trigger.kind in PUSH_TRIGGERS or (self.cfg.mode == "push" and trigger.kind != "approve"):
+                # push mode: everything is a push; bidirectional: deploys push, the rest imports
                 status = self._push(job.id, detail)
             else:
                 status = self._sync(job.id, trigger, applied, detail)
@@ -292,6 +314,14 @@ class Engine:
         remote_info = self.git.commit_info(head)
         self.store.put(REMOTE, {"commit": head, "commit_info": _info_dict(remote_info)})
         self.board.update(remote=remote_info)
+
+        # V4: our own pushes (Flow-App-Origin trailer naming this environment) are never imported
+        # back: the Flow App may already run something newer that is waiting to be pushed.
+        origin = layout.origin(remote_info.body) if self.cfg.mode == "bidirectional" else None
+        if origin and origin[0] == self.cfg.environment:
+            self.store.finish_job(job_id, "noop", detail={"note": f"own commit ({origin[0]}/{origin[1][:8]}): not imported"})
+            self.board.update(running="", local=remote_info, last_error_code="", last_error_message="")
+            return "noop"
 
         self._phase(job_id, "plan", detail)
         target = self.read_target(commit)
@@ -425,8 +455,9 @@ class Engine:
         """A deploy happened in the Flow App (comms): drift in pull mode, a push in push mode."""
         if self.deploying:
             return
-        if self.cfg.mode == "push":
-            if self.on_foreign_deploy is not None and rev != (self.store.get("pushed") or {}).get("rev"):
+        if self.cfg.mode in ("push", "bidirectional"):
+            applied_rev = (self.applied() or {}).get("rev")
+            if self.on_foreign_deploy is not None and rev not in ((self.store.get("pushed") or {}).get("rev"), applied_rev):
                 self.on_foreign_deploy(rev)
             return
         applied = self.applied()

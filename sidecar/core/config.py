@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from . import refname, secretpath
 
 MIN_INTERVAL = 120
-MODES = ("off", "pull", "push")
+MODES = ("off", "pull", "push", "bidirectional")
 PROTOCOLS = ("https", "ssh", "file")
 PROVIDERS = ("auto", "github", "gitlab", "bitbucket", "gitea", "generic")
 DEPENDENCY_POLICIES = ("hold", "deploy")
