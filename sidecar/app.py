@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .adapters.alerts import AlertSender, AlertWatcher
 from .adapters.git import GitSource
 from .adapters.nodered import DeployWatcher, NodeRed
 from .adapters.npm import Npm
@@ -73,6 +74,9 @@ class App:
             from .push import Pusher
             self.engine.pusher = Pusher(cfg, self.store, self.git, self.flowapp, self.board)
             self.engine.on_foreign_deploy = lambda rev: self.service.trigger("push")
+        self.alerts = AlertSender([u.strip() for u in cfg.alerts.urls.split(",") if u.strip()], cfg.environment)
+        self.service.on_alert = self.alerts.fire
+        self.board.subscribe(AlertWatcher(self.alerts))
         self.secret_watcher = SecretWatcher(self.secrets, self._secrets_changed)
         self.deploy_watcher = DeployWatcher(cfg.flow_app.url, self._flowapp_token, self.engine.on_flowapp_deploy) if watch_deploys else None
 

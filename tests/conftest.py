@@ -1,6 +1,7 @@
 """Shared fixtures: real Node-RED, real Git servers, and sidecars wired to them."""
 from __future__ import annotations
 
+import os
 import secrets as pysecrets
 from pathlib import Path
 
@@ -15,8 +16,11 @@ from tests.servers.nodered import NodeRedServer, node_binary, red_js
 
 from sidecar import catalogtool
 from tests.constants import CANARY, GIT_USER
-from tests.npmpkgs import standard_packages
+from tests.npmpkgs import init_user_dir, standard_packages
 from tests.servers.npmreg import NpmRegistry
+
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_sessionstart(session):
@@ -155,3 +159,14 @@ def test_catalog(registry, tmp_path_factory):
     return path
 
 
+
+
+@pytest.fixture
+def nr_with_plugin(tmp_path, nr_token):
+    """A fresh Node-RED whose userDir has the flow-gitops plugin (modules get installed into it)."""
+    user_dir = init_user_dir(tmp_path / "userdir")
+    (user_dir / "node_modules").mkdir(exist_ok=True)
+    os.symlink(ROOT / "editor_plugin", user_dir / "node_modules" / "node-red-contrib-flow-gitops")
+    srv = NodeRedServer(user_dir, admin_token=nr_token).start()
+    yield srv
+    srv.stop()

@@ -2,30 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
-import pytest
 
 from sidecar.core.catalog import Catalog
 from sidecar.core.schedule import Trigger
 from tests import flowgen
-from tests.npmpkgs import init_user_dir
-from tests.servers.nodered import NodeRedServer
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def nr_with_plugin(tmp_path, nr_token):
-    """A fresh Node-RED whose userDir has the flow-gitops plugin (modules get installed into it)."""
-    user_dir = init_user_dir(tmp_path / "userdir")
-    (user_dir / "node_modules").mkdir(exist_ok=True)
-    os.symlink(ROOT / "editor_plugin", user_dir / "node_modules" / "node-red-contrib-flow-gitops")
-    srv = NodeRedServer(user_dir, admin_token=nr_token).start()
-    yield srv
-    srv.stop()
 
 
 def consumer_flows(types: list[str], tag: str = "") -> list[dict]:

@@ -132,6 +132,12 @@ class WebhooksConfig:
 
 
 @dataclass
+class AlertsConfig:
+    urls: str = ""
+    """Comma-separated URLs that receive alerts (git_sync_failed, recovery_failed, drift_detected) as JSON POSTs."""
+
+
+@dataclass
 class LogConfig:
     level: str = "info"
     format: str = "text"  # text | json
@@ -148,6 +154,7 @@ class Config:
     sync: SyncConfig = field(default_factory=SyncConfig)
     dependencies: DependenciesConfig = field(default_factory=DependenciesConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -436,6 +443,10 @@ def validate(cfg: Config, secret_exists: Callable[[str], bool] | None = None) ->
         add("sync.startup_jitter", "must be between 0 and 3600 seconds")
     if sync.dependency_policy not in DEPENDENCY_POLICIES:
         add("sync.dependency_policy", "must be hold or deploy")
+    for url in filter(None, (u.strip() for u in cfg.alerts.urls.split(","))):
+        parts = _split(url)
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            add("alerts.urls", f"{url!r} is not an http(s) URL")
     if cfg.log.format not in ("text", "json"):
         add("log.format", "must be text or json")
     return out
