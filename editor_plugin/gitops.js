@@ -21,7 +21,7 @@ const SERVICE = "flowgitops.v1.GitOpsService";
 const READ = new Set(["GetStatus", "WatchStatus", "GetConfig", "ValidateConfig", "GetPlan", "ListJobs",
   "SuggestSecretPaths", "GetRecovery"]);
 // GetWebhook can reveal a generated webhook secret once: writers only.
-const WRITE = new Set(["SaveConfig", "ForcePull", "Pause", "Resume", "RetryJob", "ApproveDeploy", "RejectDeploy", "GetWebhook"]);
+const WRITE = new Set(["SaveConfig", "ForcePull", "Pause", "Resume", "RetryJob", "ApproveDeploy", "RejectDeploy", "GetWebhook", "Promote"]);
 const FORWARD_REQUEST = ["content-type", "x-grpc-web", "x-user-agent", "grpc-timeout", "accept"];
 const FORWARD_RESPONSE = ["content-type", "grpc-status", "grpc-message", "grpc-status-details-bin", "grpc-encoding"];
 

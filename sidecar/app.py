@@ -20,6 +20,7 @@ from .configload import apply_saved
 from .core.config import EDITABLE_SECTIONS, Config, ConfigError, Violation, deep_merge, merge, validate
 from .core.errors import SyncError
 from .core.status import Board
+from .promote import Promoter
 from .engine import Engine
 from .service import Service
 
@@ -74,6 +75,8 @@ class App:
             from .push import Pusher
             self.engine.pusher = Pusher(cfg, self.store, self.git, self.flowapp, self.board)
             self.engine.on_foreign_deploy = lambda rev: self.service.trigger("push")
+        self.promoter = Promoter(cfg, self.git, self.flowapp,
+                                 lambda: self.secrets.get(cfg.promotion.token or cfg.repository.password) or "")
         self.alerts = AlertSender([u.strip() for u in cfg.alerts.urls.split(",") if u.strip()], cfg.environment)
         self.service.on_alert = self.alerts.fire
         self.board.subscribe(AlertWatcher(self.alerts))
@@ -107,6 +110,7 @@ class App:
                 self.git = GitSource(new_cfg.repository, self.data_dir, self.secrets, self.runner, self.runtime_dir)
                 self.store.delete("remote")
             self.engine.cfg, self.engine.git = new_cfg, self.git
+            self.promoter.cfg, self.promoter.git = new_cfg, self.git
             self.service.interval = new_cfg.sync.interval
             if first:
                 self.engine.set_paused(True)

@@ -159,7 +159,7 @@ class Engine:
                 raise SyncError(PACKAGE_INVALID, f"{self._repo_path('package.json')} is not valid JSON: {exc}", retryable=False) from None
             if not isinstance(package, dict):
                 raise SyncError(PACKAGE_INVALID, f"{self._repo_path('package.json')} must be a JSON object", retryable=False)
-        if self.cfg.repository.layout == "split":
+        if self.cfg.repository.layout == "split" or self.cfg.mode == "promotion":
             return Target(commit, self.git.commit_info(commit), self._read_split(commit), self._split_dir(), package)
         flow_file = self.cfg.repository.flow_file
         if not flow_file and package:

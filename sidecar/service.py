@@ -109,7 +109,7 @@ class Service:
 
     def _active(self) -> bool:
         facts = self.board.facts()
-        return facts.configured and not facts.paused and self.engine.cfg.mode in ("pull", "push", "bidirectional")
+        return facts.configured and not facts.paused and self.engine.cfg.mode in ("pull", "push", "bidirectional", "promotion")
 
     def _schedule(self, failed: bool, push_failed: bool = False) -> None:
         now = self.now()

@@ -20,7 +20,7 @@ const ROOT = join(PLUGIN, "..");
 const BUNDLE = join(PLUGIN, "resources", "gitops-client.js");
 const PYTHON = process.env.FLOW_GITOPS_PYTHON || join(ROOT, ".venv", "bin", "python");
 const UNARY = ["getStatus", "getConfig", "validateConfig", "saveConfig", "forcePull", "pause", "resume", "getPlan",
-  "listJobs", "retryJob", "approveDeploy", "rejectDeploy", "suggestSecretPaths", "getRecovery", "getWebhook"];
+  "listJobs", "retryJob", "approveDeploy", "rejectDeploy", "suggestSecretPaths", "getRecovery", "getWebhook", "promote"];
 
 /** The bundle run in this context (no `window` here: it exposes itself on globalThis). */
 function loadBundle() {

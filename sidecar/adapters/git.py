@@ -295,9 +295,9 @@ class GitSource:
         args = ["commit-tree", tree, *(["-p", base] if base else []), "-F", "-"]
         return self._check(self._run(args, extra_env=who, stdin=message.encode("utf-8")), "commit-tree")
 
-    def push(self, commit: str) -> None:
-        """Push `commit` to the branch; a non-fast-forward rejection is `git_push_rejected`."""
-        res = self._run(["push", "--porcelain", "origin", f"{commit}:refs/heads/{self.cfg.branch}"], network=True)
+    def push(self, commit: str, branch: str | None = None) -> None:
+        """Push `commit` to the branch (or `branch`); a non-fast-forward rejection is `git_push_rejected`."""
+        res = self._run(["push", "--porcelain", "origin", f"{commit}:refs/heads/{branch or self.cfg.branch}"], network=True)
         if res.ok:
             return
         text = res.stderr + res.stdout.decode("utf-8", "replace")

@@ -189,6 +189,24 @@ class GitOpsApi:
                                      secret=secret, last_after=last.get("after", ""), last_at=convert.ts(last.get("at")),
                                      looks_broken=looks_broken)
 
+    async def Promote(self, request: pb.PromoteRequest) -> pb.PromoteResponse:
+        self._require_configured()
+        if not request.flow_ids or not request.target_environment:
+            raise ApiError("INVALID_ARGUMENT", "flow_ids and target_environment are required",
+                           [Violation("flow_ids", "choose at least one flow"), Violation("target_environment", "is required")])
+        try:
+            out = await asyncio.to_thread(self._promote, list(request.flow_ids), request.target_environment,
+                                          request.title, request.body)
+        except SyncError as err:
+            if err.code == "promotion_invalid":
+                raise ApiError("INVALID_ARGUMENT", err.message) from None
+            raise from_sync_error(err) from None
+        return pb.PromoteResponse(**out)
+
+    def _promote(self, flow_ids, target, title, body) -> dict:
+        with self.app.engine.lock:
+            return self.app.promoter.promote(flow_ids, target, title, body)
+
     async def SuggestSecretPaths(self, request: pb.SuggestSecretPathsRequest) -> pb.SuggestSecretPathsResponse:
         if request.limit < 0 or request.limit > 500:
             raise ApiError("INVALID_ARGUMENT", "limit must be between 0 and 500", [Violation("limit", "must be between 0 and 500")])

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from . import refname, secretpath
 
 MIN_INTERVAL = 120
-MODES = ("off", "pull", "push", "bidirectional")
+MODES = ("off", "pull", "push", "bidirectional", "promotion")
 PROTOCOLS = ("https", "ssh", "file")
 PROVIDERS = ("auto", "github", "gitlab", "bitbucket", "gitea", "generic")
 DEPENDENCY_POLICIES = ("hold", "deploy")
@@ -132,6 +132,14 @@ class WebhooksConfig:
 
 
 @dataclass
+class PromotionConfig:
+    token: str = ""
+    """Secret path of the provider API token for pull/merge requests; empty: repository.password."""
+    api_base: str = ""
+    """Provider API root when it cannot be derived from the repository URL (some self-hosted setups)."""
+
+
+@dataclass
 class AlertsConfig:
     urls: str = ""
     """Comma-separated URLs that receive alerts (git_sync_failed, recovery_failed, drift_detected) as JSON POSTs."""
@@ -155,6 +163,7 @@ class Config:
     dependencies: DependenciesConfig = field(default_factory=DependenciesConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    promotion: PromotionConfig = field(default_factory=PromotionConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -367,6 +376,7 @@ def validate(cfg: Config, secret_exists: Callable[[str], bool] | None = None) ->
 
     secret_field("flow_app.token", cfg.flow_app.token, False)
     secret_field("api.token", cfg.api.token, False)
+    secret_field("promotion.token", cfg.promotion.token, False)
     secret_field("dependencies.registry_token", cfg.dependencies.registry_token, False)
     deps = cfg.dependencies
     if deps.registry:

@@ -1243,6 +1243,77 @@ export declare type GetWebhookResponse = Message<"flowgitops.v1.GetWebhookRespon
 export declare const GetWebhookResponseSchema: GenMessage<GetWebhookResponse>;
 
 /**
+ * @generated from message flowgitops.v1.PromoteRequest
+ */
+export declare type PromoteRequest = Message<"flowgitops.v1.PromoteRequest"> & {
+  /**
+   * Ids of flows (tabs) or subflows; the subflows and config nodes they use come along.
+   *
+   * @generated from field: repeated string flow_ids = 1;
+   */
+  flowIds: string[];
+
+  /**
+   * @generated from field: string target_environment = 2;
+   */
+  targetEnvironment: string;
+
+  /**
+   * Optional; a title naming the flows is made otherwise.
+   *
+   * @generated from field: string title = 3;
+   */
+  title: string;
+
+  /**
+   * @generated from field: string body = 4;
+   */
+  body: string;
+};
+
+/**
+ * Describes the message flowgitops.v1.PromoteRequest.
+ * Use `create(PromoteRequestSchema)` to create a new message.
+ */
+export declare const PromoteRequestSchema: GenMessage<PromoteRequest>;
+
+/**
+ * @generated from message flowgitops.v1.PromoteResponse
+ */
+export declare type PromoteResponse = Message<"flowgitops.v1.PromoteResponse"> & {
+  /**
+   * @generated from field: string branch = 1;
+   */
+  branch: string;
+
+  /**
+   * @generated from field: string commit = 2;
+   */
+  commit: string;
+
+  /**
+   * @generated from field: int64 number = 3;
+   */
+  number: bigint;
+
+  /**
+   * @generated from field: string url = 4;
+   */
+  url: string;
+
+  /**
+   * @generated from field: repeated string files = 5;
+   */
+  files: string[];
+};
+
+/**
+ * Describes the message flowgitops.v1.PromoteResponse.
+ * Use `create(PromoteResponseSchema)` to create a new message.
+ */
+export declare const PromoteResponseSchema: GenMessage<PromoteResponse>;
+
+/**
  * @generated from message flowgitops.v1.SuggestSecretPathsRequest
  */
 export declare type SuggestSecretPathsRequest = Message<"flowgitops.v1.SuggestSecretPathsRequest"> & {
@@ -1564,6 +1635,18 @@ export declare const GitOpsService: GenService<{
     methodKind: "unary";
     input: typeof GetWebhookRequestSchema;
     output: typeof GetWebhookResponseSchema;
+  },
+  /**
+   * Promotes flows of this environment into another environment's folder: a branch, a
+   * commit and a pull/merge request through the provider's API. The target deploys what
+   * is merged.
+   *
+   * @generated from rpc flowgitops.v1.GitOpsService.Promote
+   */
+  promote: {
+    methodKind: "unary";
+    input: typeof PromoteRequestSchema;
+    output: typeof PromoteResponseSchema;
   },
 }>;
 

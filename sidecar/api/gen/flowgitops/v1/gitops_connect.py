@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .gitops_pb2 import ApproveDeployRequest, ApproveDeployResponse, ForcePullRequest, ForcePullResponse, GetConfigRequest, GetConfigResponse, GetPlanRequest, GetPlanResponse, GetRecoveryRequest, GetRecoveryResponse, GetStatusRequest, GetStatusResponse, GetWebhookRequest, GetWebhookResponse, ListJobsRequest, ListJobsResponse, PauseRequest, PauseResponse, RejectDeployRequest, RejectDeployResponse, ResumeRequest, ResumeResponse, RetryJobRequest, RetryJobResponse, SaveConfigRequest, SaveConfigResponse, SuggestSecretPathsRequest, SuggestSecretPathsResponse, ValidateConfigRequest, ValidateConfigResponse, WatchStatusRequest, WatchStatusResponse
+from .gitops_pb2 import ApproveDeployRequest, ApproveDeployResponse, ForcePullRequest, ForcePullResponse, GetConfigRequest, GetConfigResponse, GetPlanRequest, GetPlanResponse, GetRecoveryRequest, GetRecoveryResponse, GetStatusRequest, GetStatusResponse, GetWebhookRequest, GetWebhookResponse, ListJobsRequest, ListJobsResponse, PauseRequest, PauseResponse, PromoteRequest, PromoteResponse, RejectDeployRequest, RejectDeployResponse, ResumeRequest, ResumeResponse, RetryJobRequest, RetryJobResponse, SaveConfigRequest, SaveConfigResponse, SuggestSecretPathsRequest, SuggestSecretPathsResponse, ValidateConfigRequest, ValidateConfigResponse, WatchStatusRequest, WatchStatusResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
@@ -128,6 +128,14 @@ class GitOpsService(Protocol):
         The provider webhook: where to send it, the secret's source, the last push announced,
         and whether the poll found a commit no webhook announced (the webhook looks broken).
         With reveal_secret, a generated secret is returned once (then never again).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def promote(self, request: PromoteRequest, ctx: RequestContext[PromoteRequest, PromoteResponse], /) -> PromoteResponse:
+        """
+        Promotes flows of this environment into another environment's folder: a branch, a
+        commit and a pull/merge request through the provider's API. The target deploys what
+        is merged.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -320,6 +328,17 @@ class GitOpsServiceASGIApplication(ConnectASGIApplication[GitOpsService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.get_webhook,
+                ),
+                "/flowgitops.v1.GitOpsService/Promote": Endpoint.unary(
+                    method=MethodInfo(
+                        name="Promote",
+                        service_name="flowgitops.v1.GitOpsService",
+                        input=PromoteRequest,
+                        output=PromoteResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.promote,
                 ),
             },
             interceptors=interceptors,
@@ -724,6 +743,31 @@ class GitOpsServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def promote(
+        self,
+        request: PromoteRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> PromoteResponse:
+        """
+        Promotes flows of this environment into another environment's folder: a branch, a
+        commit and a pull/merge request through the provider's API. The target deploys what
+        is merged.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="Promote",
+                service_name="flowgitops.v1.GitOpsService",
+                input=PromoteRequest,
+                output=PromoteResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class GitOpsServiceSync(Protocol):
     def get_status(self, request: GetStatusRequest, ctx: RequestContext[GetStatusRequest, GetStatusResponse], /) -> GetStatusResponse:
@@ -816,6 +860,14 @@ class GitOpsServiceSync(Protocol):
         The provider webhook: where to send it, the secret's source, the last push announced,
         and whether the poll found a commit no webhook announced (the webhook looks broken).
         With reveal_secret, a generated secret is returned once (then never again).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def promote(self, request: PromoteRequest, ctx: RequestContext[PromoteRequest, PromoteResponse], /) -> PromoteResponse:
+        """
+        Promotes flows of this environment into another environment's folder: a branch, a
+        commit and a pull/merge request through the provider's API. The target deploys what
+        is merged.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -1006,6 +1058,17 @@ class GitOpsServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.get_webhook,
+                ),
+                "/flowgitops.v1.GitOpsService/Promote": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="Promote",
+                        service_name="flowgitops.v1.GitOpsService",
+                        input=PromoteRequest,
+                        output=PromoteResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.promote,
                 ),
             },
             interceptors=interceptors,
@@ -1404,6 +1467,31 @@ class GitOpsServiceClientSync(ConnectClientSync):
                 service_name="flowgitops.v1.GitOpsService",
                 input=GetWebhookRequest,
                 output=GetWebhookResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def promote(
+        self,
+        request: PromoteRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> PromoteResponse:
+        """
+        Promotes flows of this environment into another environment's folder: a branch, a
+        commit and a pull/merge request through the provider's API. The target deploys what
+        is merged.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="Promote",
+                service_name="flowgitops.v1.GitOpsService",
+                input=PromoteRequest,
+                output=PromoteResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

@@ -478,6 +478,32 @@ class GetWebhookResponse(_message.Message):
     looks_broken: bool
     def __init__(self, enabled: _Optional[bool] = ..., paths: _Optional[_Iterable[str]] = ..., provider: _Optional[str] = ..., secret_source: _Optional[str] = ..., secret_shown: _Optional[bool] = ..., secret: _Optional[str] = ..., last_after: _Optional[str] = ..., last_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., looks_broken: _Optional[bool] = ...) -> None: ...
 
+class PromoteRequest(_message.Message):
+    __slots__ = ("flow_ids", "target_environment", "title", "body")
+    FLOW_IDS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    flow_ids: _containers.RepeatedScalarFieldContainer[str]
+    target_environment: str
+    title: str
+    body: str
+    def __init__(self, flow_ids: _Optional[_Iterable[str]] = ..., target_environment: _Optional[str] = ..., title: _Optional[str] = ..., body: _Optional[str] = ...) -> None: ...
+
+class PromoteResponse(_message.Message):
+    __slots__ = ("branch", "commit", "number", "url", "files")
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    branch: str
+    commit: str
+    number: int
+    url: str
+    files: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, branch: _Optional[str] = ..., commit: _Optional[str] = ..., number: _Optional[int] = ..., url: _Optional[str] = ..., files: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class SuggestSecretPathsRequest(_message.Message):
     __slots__ = ("prefix", "limit")
     PREFIX_FIELD_NUMBER: _ClassVar[int]

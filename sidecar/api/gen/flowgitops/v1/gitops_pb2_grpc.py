@@ -114,6 +114,11 @@ class GitOpsServiceStub:
                 request_serializer=flowgitops_dot_v1_dot_gitops__pb2.GetWebhookRequest.SerializeToString,
                 response_deserializer=flowgitops_dot_v1_dot_gitops__pb2.GetWebhookResponse.FromString,
                 _registered_method=True)
+        self.Promote = channel.unary_unary(
+                '/flowgitops.v1.GitOpsService/Promote',
+                request_serializer=flowgitops_dot_v1_dot_gitops__pb2.PromoteRequest.SerializeToString,
+                response_deserializer=flowgitops_dot_v1_dot_gitops__pb2.PromoteResponse.FromString,
+                _registered_method=True)
 
 
 class GitOpsServiceServicer:
@@ -234,6 +239,15 @@ class GitOpsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Promote(self, request, context):
+        """Promotes flows of this environment into another environment's folder: a branch, a
+        commit and a pull/merge request through the provider's API. The target deploys what
+        is merged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GitOpsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -316,6 +330,11 @@ def add_GitOpsServiceServicer_to_server(servicer, server):
                     servicer.GetWebhook,
                     request_deserializer=flowgitops_dot_v1_dot_gitops__pb2.GetWebhookRequest.FromString,
                     response_serializer=flowgitops_dot_v1_dot_gitops__pb2.GetWebhookResponse.SerializeToString,
+            ),
+            'Promote': grpc.unary_unary_rpc_method_handler(
+                    servicer.Promote,
+                    request_deserializer=flowgitops_dot_v1_dot_gitops__pb2.PromoteRequest.FromString,
+                    response_serializer=flowgitops_dot_v1_dot_gitops__pb2.PromoteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -750,6 +769,33 @@ class GitOpsService:
             '/flowgitops.v1.GitOpsService/GetWebhook',
             flowgitops_dot_v1_dot_gitops__pb2.GetWebhookRequest.SerializeToString,
             flowgitops_dot_v1_dot_gitops__pb2.GetWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Promote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flowgitops.v1.GitOpsService/Promote',
+            flowgitops_dot_v1_dot_gitops__pb2.PromoteRequest.SerializeToString,
+            flowgitops_dot_v1_dot_gitops__pb2.PromoteResponse.FromString,
             options,
             channel_credentials,
             insecure,
