@@ -272,3 +272,14 @@ def test_host_and_path_forms():
     assert provider.host_and_path("git@GitHub.com:o/r.git") == ("github.com", "o/r")
     assert provider.host_and_path("ssh://git@h:22/o/r.git") == ("h", "o/r")
     assert provider.host_and_path("https://h/g/s/r") == ("h", "g/s/r")
+
+
+def test_health_folds_failures_into_three_levels():
+    from sidecar.core.status import health
+
+    assert health(_facts(local=A)) == "healthy"
+    assert health(_facts(last_error_code="git_unreachable", consecutive_failures=1)) == "pending_retries"
+    assert health(_facts(consecutive_failures=4, last_error_code="git_unreachable")) == "failed"
+    assert health(_facts(last_error_code="git_sync_failed")) == "failed"
+    assert health(_facts(last_error_code="recovery_failed")) == "failed"
+    assert snapshot(_facts(local=A), 1)["health"] == "healthy"

@@ -81,6 +81,7 @@
       unresolvedTypes: (recovery.unresolvedTypes || []).slice(),
       failedModules: (recovery.failedModules || []).slice(),
       remote: commitView(st.remote), local: commitView(st.local),
+      health: ["healthy", "pending_retries", "failed"].includes(st.health) ? st.health : "",
       locked: Boolean(st.configured && !st.paused),
       paused: Boolean(st.configured && st.paused), configured: Boolean(st.configured),
     };

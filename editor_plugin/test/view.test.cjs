@@ -47,6 +47,8 @@ test("status card: state, reason, wrench, behind, commits", () => {
   assert.equal(e.countdown, null); // paused: no countdown
   assert.equal(e.locked, false);
   assert.equal(V.statusView({}, NOW).stateKey, "notConfigured");
+  assert.equal(V.statusView({ health: "pending_retries" }, NOW).health, "pending_retries");
+  assert.equal(V.statusView({ health: "bogus" }, NOW).health, "");
   for (const s of Object.keys(V.STATES)) assert.ok(V.statusView({ state: s }, NOW).stateKey);
 });
 
@@ -108,6 +110,7 @@ test("the message catalog is complete in every language", () => {
   // every key the view logic can return exists in the catalog
   for (const s of Object.values(V.STATES)) assert.ok(en.includes(`gitops.status.state.${s.key}`), s.key);
   for (const k of ["connected", "waiting", "paused", "stale", "offline"]) assert.ok(en.includes(`gitops.status.liveState.${k}`));
+  for (const k of ["healthy", "pending_retries", "failed"]) assert.ok(en.includes(`gitops.status.health.${k}`), k);
   for (const k of ["required", "protocolMismatch", "branch", "interval", "secretFormat", "secretMissing", "protocol"]) {
     assert.ok(en.includes(`gitops.config.error.${k}`), k);
   }

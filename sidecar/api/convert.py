@@ -42,7 +42,7 @@ def status(s: dict, interval: int) -> pb.Status:
         reason_code=s["reason_code"], reason_message=s["reason_message"], pending_commit=s["pending_commit"],
         remote=commit(s["remote"]), local=commit(s["local"]), next_sync_at=ts(s["next_sync_at"]),
         last_sync_at=ts(s["last_sync_at"]), last_success_at=ts(s["last_success_at"]),
-        consecutive_failures=s["consecutive_failures"], seq=s["seq"], interval_seconds=interval,
+        consecutive_failures=s["consecutive_failures"], seq=s["seq"], interval_seconds=interval, health=s.get("health", ""),
     )
     if s["drift"]:
         d = s["drift"]

@@ -87,6 +87,15 @@ def fold(f: Facts) -> str:
     return "in_sync"
 
 
+def health(f: Facts) -> str:
+    """V7: healthy, pending_retries (failing, retries scheduled) or failed (retries spent)."""
+    if f.last_error_code in ("git_sync_failed", "recovery_failed") or f.consecutive_failures >= 4:
+        return "failed"
+    if f.last_error_code or f.consecutive_failures:
+        return "pending_retries"
+    return "healthy"
+
+
 def snapshot(f: Facts, seq: int) -> dict:
     """The status as a plain dict (what APIs and the CLI print)."""
     behind = bool(f.configured and (f.local is None or (f.remote and f.remote.sha != f.local.sha)))
@@ -112,6 +121,7 @@ def snapshot(f: Facts, seq: int) -> dict:
         "history_rewritten": f.history_rewritten,
         "consecutive_failures": f.consecutive_failures,
         "recovery": f.recovery,
+        "health": health(f),
     }
 
 

@@ -270,6 +270,13 @@ export declare type Status = Message<"flowgitops.v1.Status"> & {
    * @generated from field: flowgitops.v1.Recovery recovery = 22;
    */
   recovery?: Recovery | undefined;
+
+  /**
+   * Sync health: healthy | pending_retries (failing, retries scheduled) | failed (retries spent).
+   *
+   * @generated from field: string health = 23;
+   */
+  health: string;
 };
 
 /**
