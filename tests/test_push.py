@@ -130,3 +130,36 @@ def test_push_retry_schedule_30s_2min_10min_then_the_alert(flowapp, repos, make_
     assert delays[:3] == [30, 120, 600]
     assert alerts == [("git_sync_failed", "git_sync_failed")]
     assert app.board.current()["reason_code"] == "git_sync_failed"
+
+
+def test_a_non_fast_forward_push_is_redone_on_the_new_head(flowapp, repos, make_sidecar):
+    """Someone pushes between our fetch and our push: git rejects ours; we redo it on top.
+    (Plain HTTP so the fault proxy can see the request it holds.)"""
+    import threading
+
+    from tests.constants import CANARY, GIT_USER
+    from tests.servers.faultproxy import FaultProxy
+    from tests.servers.githttp import GitHttpServer
+
+    remote = repos.create("flows")
+    remote.commit({"README.md": "start"}, "Start")
+    server = GitHttpServer(repos.root, GIT_USER, CANARY).start()
+    with server, FaultProxy("127.0.0.1", server.port) as proxy:
+        url = server.url_for("flows").replace(f":{server.port}/", f":{proxy.port}/")
+        app = push_app(make_sidecar, flowapp, remote, url=url, protocol="https", extra={"repository": {
+            "username": "global.SECRETS.git.username", "password": "global.SECRETS.git.token"}})
+        flowapp.deploy(flowgen.example(), "full")
+        proxy.hold(b"GET /flows.git/info/refs?service=git-receive-pack", 1.5, forward="before")
+        result = {}
+        t = threading.Thread(target=lambda: result.update(job=run(app)))
+        t.start()
+        assert proxy.held.wait(20), "the push never started"
+        theirs = remote.commit({"docs/notes.md": "written meanwhile"}, "A colleague's commit")
+        proxy.clear_hold()
+        t.join(60)
+    job = result["job"]
+    assert job.status == "succeeded", job.error_message
+    assert job.detail["rebased"] == 1  # the first push was rejected and redone
+    assert remote.factory.git("rev-parse", "main~1", cwd=remote.path).stdout.strip() == theirs
+    assert remote.read("docs/notes.md") == b"written meanwhile"  # nothing of theirs lost
+    assert json.loads(remote.read("flows.json")) == flowapp.flows()[0]
