@@ -189,6 +189,17 @@ def test_configure_resume_sync_pull_pause_and_live_states(browser, make_stack, n
     assert page.is_visible("#fg-banner-deployed")
     shot(page, "06-force-pull-deployed-reload-hint")
 
+    # a failed sync shows in the jobs card with a Retry button; after the fix, Retry recovers
+    remote.commit({"flows.json": "[{ broken"}, "Broken flows")
+    page.click("#fg-force-pull")
+    page.wait_for_selector("#fg-job-list .fg-job[data-status=failed] .fg-job-retry", timeout=20000)
+    wait_text(page, "#fg-reason", "flows_invalid")
+    shot(page, "06b-failed-job-with-retry")
+    fixed = remote.commit({"flows.json": flowgen.dumps(flowgen.example(variant="three"))}, "Fix flows")
+    page.click("#fg-job-list .fg-job[data-status=failed] .fg-job-retry")
+    page.wait_for_function("t => document.querySelector('#fg-commit-local .fg-hash').textContent === t", arg=fixed[:8], timeout=20000)
+    wait_text(page, "#fg-state", "In sync")
+
     page.click("#fg-pause")
     wait_text(page, "#fg-state", "Paused")
     assert page.is_enabled("#fg-cfg-url")

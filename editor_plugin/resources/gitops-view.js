@@ -152,6 +152,14 @@
     return { repository: r, sync: s };
   }
 
+  /** A job row: status key, whether it can be retried (failed or interrupted). */
+  function jobView(j) {
+    const status = String(j.status || "").replace(/^JOB_STATUS_/, "").toLowerCase();
+    return { id: String(j.id), trigger: j.trigger || "", status, attempts: Number(j.attempts) || 1,
+      error: j.errorCode ? `${j.errorCode}: ${j.errorMessage || ""}` : "", commit: (j.toCommit || "").slice(0, 8),
+      retryable: status === "failed" || status === "interrupted" };
+  }
+
   /** Fold a WatchStatus message into the page model. */
   function applyEvent(model, msg, now) {
     const next = Object.assign({}, model, { lastEventAt: now });
@@ -169,5 +177,5 @@
   }
 
   return { liveUpdates, countdown, statusView, commitView, validateForm, protocolMismatch, branchError, secretPathError,
-    formFromConfig, configFromForm, applyEvent, STATES, MIN_INTERVAL };
+    formFromConfig, configFromForm, applyEvent, jobView, STATES, MIN_INTERVAL };
 });

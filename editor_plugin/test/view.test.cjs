@@ -20,6 +20,14 @@ test("live updates: the five states and the stale rule", () => {
   assert.equal(V.liveUpdates({ ...base, online: false, connected: false, lastEventAt: null }).key, "offline");
 });
 
+test("job rows: status keys and the retry action", () => {
+  const j = V.jobView({ id: "7", trigger: "timer", status: "JOB_STATUS_FAILED", attempts: 2, errorCode: "git_unreachable",
+    errorMessage: "down", toCommit: "abcdef0123456789" });
+  assert.deepEqual(j, { id: "7", trigger: "timer", status: "failed", attempts: 2, error: "git_unreachable: down", commit: "abcdef01", retryable: true });
+  assert.equal(V.jobView({ id: 1, status: "JOB_STATUS_SUCCEEDED" }).retryable, false);
+  assert.equal(V.jobView({ id: 1, status: "JOB_STATUS_INTERRUPTED" }).retryable, true);
+});
+
 test("countdown", () => {
   assert.deepEqual(V.countdown(new Date(NOW + 125000).toISOString(), NOW), { key: "inMinutes", args: { m: 2, s: "05" } });
   assert.deepEqual(V.countdown(new Date(NOW + 9000).toISOString(), NOW), { key: "inSeconds", args: { s: 9 } });
@@ -110,6 +118,9 @@ test("the message catalog is complete in every language", () => {
   // every key the view logic can return exists in the catalog
   for (const s of Object.values(V.STATES)) assert.ok(en.includes(`gitops.status.state.${s.key}`), s.key);
   for (const k of ["connected", "waiting", "paused", "stale", "offline"]) assert.ok(en.includes(`gitops.status.liveState.${k}`));
+  for (const k of ["running", "succeeded", "noop", "failed", "interrupted", "pending_approval", "approved", "rejected"]) {
+    assert.ok(en.includes(`gitops.jobs.status.${k}`), k);
+  }
   for (const k of ["healthy", "pending_retries", "failed"]) assert.ok(en.includes(`gitops.status.health.${k}`), k);
   for (const k of ["required", "protocolMismatch", "branch", "interval", "secretFormat", "secretMissing", "protocol"]) {
     assert.ok(en.includes(`gitops.config.error.${k}`), k);
