@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent
 
 def main() -> int:
     merged: dict = {"_generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    for name in ("pull-results.json", "streams-results.json", "fleet-results.json"):
+    for name in ("pull-results.json", "streams-results.json", "fleet-results.json", "webhooks-results.json"):
         path = ROOT / name
         if path.exists():
             data = json.loads(path.read_text())

@@ -59,6 +59,7 @@ class WebhookEndpoint:
         self.count = count or (lambda provider, result: None)
         self.now = now
         self.monotonic = monotonic
+        self._refusals: dict[str, list] = {}  # source → [last logged (monotonic), count since]
         cfg = app.cfg.webhooks
         self.replays = wh.ReplayGuard()
         self.limiter = wh.RateLimiter(per_minute=cfg.rate_per_minute)
@@ -127,6 +128,18 @@ class WebhookEndpoint:
         return None
 
     # --- the request ----------------------------------------------------------
+    def _warn(self, client: str, fmt: str, *args) -> None:
+        """Refusals are logged at most once a minute per source (with a count): a flood of
+        forged deliveries must not become a flood of log lines."""
+        now = time.monotonic()
+        seen = self._refusals.setdefault(client, [0.0, 0])
+        seen[1] += 1
+        if now - seen[0] >= 60.0:
+            log.warning("webhook from %s " + fmt + " (%d refused from this source in the last minute)", client, *args, seen[1])
+            seen[0], seen[1] = now, 0
+        if len(self._refusals) > 4096:
+            self._refusals.clear()
+
     async def __call__(self, scope, receive, send) -> None:
         headers = wh.normalize_headers(scope.get("headers") or [])
         path_provider = scope["path"][len(PREFIX) + 1:] or None
@@ -157,19 +170,19 @@ class WebhookEndpoint:
         except ValueError:
             return await reply(400, "rejected", "invalid content-length", close)
         if declared > limit:
-            log.warning("webhook from %s refused: %d bytes declared, the limit is %d", client, declared, limit)
+            self._warn(client, "refused: %d bytes declared, the limit is %d", declared, limit)
             return await reply(413, "too_large", f"payload larger than {limit} bytes", close)
         try:
             body = await self._read(receive, limit)
         except _Disconnected:
             return None
         if body is None:
-            log.warning("webhook from %s refused: body over the limit of %d bytes", client, limit)
+            self._warn(client, "refused: body over the limit of %d bytes", limit)
             return await reply(413, "too_large", f"payload larger than {limit} bytes", close)
 
         secret = self.secret()
         if provider not in wh.PROVIDERS or not wh.verify(provider, headers, body, secret):
-            log.warning("webhook from %s refused: not verified (provider %s)", client, label)
+            self._warn(client, "refused: not verified (provider %s)", label)
             return await reply(401, "unauthorized", "unauthorized")
 
         # Verified from here on.
