@@ -10,10 +10,13 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["free_port", "die_with_parent", "wait_port", "make_tls_cert"]
+__all__ = ["free_port", "die_with_parent", "wait_port", "make_tls_cert", "RequestLog"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -81,3 +84,50 @@ def make_tls_cert(directory: str | os.PathLike[str]) -> tuple[str, str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     return str(cert), str(key)
+
+
+class RequestLog:
+    """Thread-safe list of ``(method, path)`` tuples, one per HTTP request, recorded on
+    arrival (so rejected and faulted requests count too). ``path`` is the raw request
+    target, query string included; matching also tries the percent-decoded path."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[tuple[str, str]] = []
+
+    def append(self, item: tuple[str, str]) -> None:
+        with self._lock:
+            self._items.append(item)
+
+    def snapshot(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._items)
+
+    def count(self, method: str | None = None, contains: str | None = None) -> int:
+        """Requests matching ``method`` whose path (raw or percent-decoded) contains ``contains``."""
+        return sum(
+            1 for m, p in self.snapshot()
+            if (method is None or m == method)
+            and (contains is None or contains in p or contains in urllib.parse.unquote(p))
+        )
+
+    def paths(self, method: str | None = "GET") -> list[str]:
+        """Percent-decoded paths, in arrival order."""
+        return [urllib.parse.unquote(p) for m, p in self.snapshot() if method is None or m == method]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.snapshot())
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.snapshot()
+
+    def __repr__(self) -> str:
+        return f"RequestLog({self.snapshot()!r})"

@@ -40,53 +40,13 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from .common import RequestLog
 
 __all__ = ["GitHttpServer", "RequestLog"]
 
 _COPY_CHUNK = 64 * 1024
-
-
-class RequestLog:
-    """Thread-safe list of ``(method, path)`` tuples, one per HTTP request.
-
-    ``path`` is the raw request target including the query string, e.g.
-    ``("GET", "/flows.git/info/refs?service=git-upload-pack")``.  Requests
-    are recorded on arrival, so rejected (401) and faulted ones count too.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: list[tuple[str, str]] = []
-
-    def append(self, item: tuple[str, str]) -> None:
-        with self._lock:
-            self._items.append(item)
-
-    def snapshot(self) -> list[tuple[str, str]]:
-        with self._lock:
-            return list(self._items)
-
-    def count(self, method: str | None = None, contains: str | None = None) -> int:
-        """Number of requests matching ``method`` and containing ``contains`` in the path."""
-        return sum(
-            1 for m, p in self.snapshot()
-            if (method is None or m == method) and (contains is None or contains in p)
-        )
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self.snapshot())
-
-    def __repr__(self) -> str:
-        return f"RequestLog({self.snapshot()!r})"
 
 
 def _copy_exact(src, dst, n: int) -> None:

@@ -50,11 +50,11 @@ import tarfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from .common import RequestLog
 
 __all__ = ["NpmRegistry", "RequestLog", "is_prerelease", "semver_key"]
 
@@ -87,55 +87,6 @@ def is_prerelease(version: str) -> bool:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class RequestLog:
-    """Thread-safe list of ``(method, path)`` tuples, one per HTTP request.
-
-    ``path`` is the raw request target, e.g. ``("GET", "/@fg-test%2fnode-red-delta")``
-    or ``("GET", "/node-red-contrib-fg-alpha/-/node-red-contrib-fg-alpha-1.0.0.tgz")``.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: list[tuple[str, str]] = []
-
-    def append(self, item: tuple[str, str]) -> None:
-        with self._lock:
-            self._items.append(item)
-
-    def snapshot(self) -> list[tuple[str, str]]:
-        with self._lock:
-            return list(self._items)
-
-    def count(self, method: str | None = None, contains: str | None = None) -> int:
-        """Requests matching ``method`` whose path (raw or percent-decoded) contains ``contains``."""
-        return sum(
-            1 for m, p in self.snapshot()
-            if (method is None or m == method)
-            and (contains is None or contains in p or contains in urllib.parse.unquote(p))
-        )
-
-    def paths(self, method: str | None = "GET") -> list[str]:
-        """Percent-decoded paths, in arrival order."""
-        return [urllib.parse.unquote(p) for m, p in self.snapshot() if method is None or m == method]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self.snapshot())
-
-    def __contains__(self, item: object) -> bool:
-        return item in self.snapshot()
-
-    def __repr__(self) -> str:
-        return f"RequestLog({self.snapshot()!r})"
 
 
 class _Server(ThreadingHTTPServer):
