@@ -160,3 +160,29 @@ def test_failed_job_can_be_retried_and_attempts_are_counted(flowapp, repos, make
     assert app.service.wait_idle(30)
     retried = next(j for j in app.store.jobs() if j.retry_of == second.id)
     assert retried.trigger == "retry" and retried.status == "succeeded" and retried.to_commit == fixed
+
+
+def test_racing_triggers_coalesce_into_at_most_one_running_and_one_waiting_sync(flowapp, repos, make_sidecar):
+    import threading
+
+    remote = repos.create("flows")
+    remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Flows")
+    app = make_sidecar(flowapp, remote.file_url)
+    app.start()
+    assert app.service.wait_idle(30)
+    before = len(app.store.jobs(100))
+    remote.commit({"flows.json": flowgen.dumps(flowgen.example(variant="race"))}, "Race")
+    with app.engine.lock:  # hold the engine so every trigger arrives while one job is pending
+        results = []
+        threads = [threading.Thread(target=lambda k=k: results.append(app.service.trigger(k)))
+                   for k in ["force", "timer", "webhook", "force", "resume", "force"] * 5]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert app.service.wait_idle(30)
+    new_jobs = app.store.jobs(100)[: len(app.store.jobs(100)) - before]
+    assert 1 <= len(new_jobs) <= 2, [j.trigger for j in new_jobs]  # 30 triggers → one runs, one waits
+    assert results.count("queued") <= 2 and results.count("coalesced") >= 28
+    assert any(j.trigger == "force" for j in new_jobs)  # the strongest waiting trigger won
+    assert app.board.current()["local"]["sha"] == remote.head()
