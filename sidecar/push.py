@@ -66,8 +66,7 @@ class Pusher:
 
     def _used_modules(self, nodes: list[dict]) -> dict[str, str]:
         """Modules providing the node types the flows use (core Node-RED excluded), with versions."""
-        resp = self.flowapp._request("GET", "/nodes", headers=self.flowapp._headers({"Accept": "application/json"})).json()
-        by_type = {t: (s.get("module"), s.get("version", "")) for s in resp for t in s.get("types", [])}
+        by_type = self.flowapp.type_owners()
         used: dict[str, str] = {}
         for t in flowlib.types_needed(nodes):
             module, version = by_type.get(t, (None, ""))

@@ -88,12 +88,18 @@ class NodeRed:
         """Every node type the Flow App has registered (enabled node sets)."""
         return self.inventory()[0]
 
+    def _node_sets(self) -> list[dict]:
+        return self._request("GET", "/nodes", headers=self._headers({"Accept": "application/json"})).json()
+
+    def type_owners(self) -> dict[str, tuple[str, str]]:
+        """Registered type → (module, version) of the node set providing it."""
+        return {t: (s.get("module", ""), s.get("version", "")) for s in self._node_sets() for t in s.get("types", [])}
+
     def inventory(self) -> tuple[set[str], dict[str, str]]:
         """(registered types, loaded module → version), from one `GET /nodes`."""
-        resp = self._request("GET", "/nodes", headers=self._headers({"Accept": "application/json"}))
         types: set[str] = set()
         modules: dict[str, str] = {}
-        for node_set in resp.json():
+        for node_set in self._node_sets():
             # A set whose code failed to load is listed with "err" but registers nothing.
             if node_set.get("enabled", True) and "err" not in node_set:
                 types.update(node_set.get("types", []))
