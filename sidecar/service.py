@@ -65,6 +65,11 @@ class Service:
             raise ValueError(f"job {job_id} is {job.status}; only failed or interrupted jobs can be retried")
         return self.trigger("retry", str(job_id))
 
+    def wake(self) -> None:
+        """Re-check the schedule now (after the clock or the configuration changed)."""
+        with self._cond:
+            self._cond.notify_all()
+
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Block until no sync runs or waits (for tests and the CLI's one-shot mode)."""
         return self._idle.wait(timeout)
@@ -169,7 +174,7 @@ class Service:
                 job_id = self.engine.run(trig)
                 job = self.engine.store.job(job_id)
                 failed = job is not None and job.status == "failed"
-                if trig.kind in ("push", "push_retry"):
+                if trig.kind in ("push", "push_retry") or self.engine.cfg.mode == "push":  # push mode: every job pushes
                     self._push_failures = self._push_failures + 1 if failed else 0
                     push_failed = failed
                 self.jobs_run += 1

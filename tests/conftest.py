@@ -22,6 +22,8 @@ from tests.servers.npmreg import NpmRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["tests.reporting"]  # docs/RELIABILITY.md cases: @pytest.mark.matrix(...)
+
 
 def pytest_sessionstart(session):
     for path in (node_binary(), red_js()):

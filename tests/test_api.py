@@ -57,6 +57,8 @@ def test_native_and_grpc_web_agree_on_status(flowapp, repos, running_sidecar):
         assert web.state == pb.SYNC_STATE_IN_SYNC and web.local.sha == sha and web.seq == st.seq
 
 
+@pytest.mark.matrix('attacks', 'calls without a token or with a wrong one, on native gRPC and gRPC-web (binary and text), unary and streaming', 'API authentication',
+                    expect='UNAUTHENTICATED on every front end; only the health service and /healthz /readyz are open')
 def test_auth_is_required_on_both_front_ends_but_health_is_open(flowapp, repos, running_sidecar):
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from tests.grpcweb import GrpcWebClient

@@ -199,6 +199,8 @@ def test_reflection_client_discovers_the_service_and_calls_it_without_generated_
     assert len(jobs_reply.jobs) == 1 and jobs_reply.jobs[0].to_commit == sha
 
 
+@pytest.mark.matrix('attacks', 'server reflection without the token', 'API authentication',
+                    expect='refused: even the service description needs the token')
 def test_reflection_needs_the_bearer_token(flowapp, repos, running_sidecar):
     remote, _ = make_repo(repos)
     rs = running_sidecar(flowapp, remote.file_url)
@@ -551,6 +553,8 @@ def preflight(rs, origin: str) -> requests.Response:
         "access-control-request-headers": "authorization,content-type,x-grpc-web"})
 
 
+@pytest.mark.matrix('attacks', 'a web page on another origin calling the API from a browser', 'API / CORS',
+                    expect='only exactly the configured origins get CORS headers')
 def test_cors_allows_exactly_the_configured_origins(flowapp, repos, running_sidecar):
     remote, _ = make_repo(repos)
     rs = running_sidecar(flowapp, remote.file_url, extra={"api": {"cors_origins": EDITOR}})
@@ -596,6 +600,8 @@ def test_without_cors_origins_no_cors_headers_are_sent(flowapp, repos, running_s
 
 
 # --- 6. the API token file ---------------------------------------------------------
+@pytest.mark.matrix('attacks', 'another local user reading the generated API token', 'API authentication',
+                    expect='the token file is mode 0600 in a private data directory')
 def test_api_token_file_is_private_and_holds_the_working_token(flowapp, repos, running_sidecar):
     remote, _ = make_repo(repos)
     rs = running_sidecar(flowapp, remote.file_url)

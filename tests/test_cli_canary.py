@@ -2,6 +2,8 @@
 with a canary secret that must never leak (S5)."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import signal
 import subprocess
@@ -69,6 +71,8 @@ def write_config(tmp_path, flowapp, secrets_dir, url, extra) -> Path:
     return path
 
 
+@pytest.mark.matrix('attacks', 'a canary secret through serve, sync, status, plan and a failing sync', 'secrets',
+                    expect='never in process arguments (sampled), logs, CLI output, state.db, .git/config or any file under data_dir')
 def test_serve_sync_status_with_a_canary_secret(flowapp, repos, https_git, secrets_dir, tmp_path):
     remote = repos.create("flows")
     sha = remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Flows")

@@ -99,6 +99,8 @@ def test_unknown_protocol_refused():
         ("ssh", "ssh://git:pw-PLAINTEXT-123@github.com/o/r.git", "pw-PLAINTEXT-123"),
     ],
 )
+@pytest.mark.matrix('attacks', 'credentials embedded in a repository URL', 'configuration',
+                    expect='refused without echoing the value')
 def test_urls_with_embedded_credentials_refused_without_echoing_them(protocol, url, secret):
     msgs = _url_problems(protocol, url)
     assert msgs, "embedded credentials must be refused"
@@ -214,6 +216,8 @@ def test_secret_path_bad_form_refused(bad):
 
 
 @pytest.mark.parametrize("field", ["password", "username", "ssh_key", "ssh_passphrase", "known_hosts"])
+@pytest.mark.matrix('attacks', 'a plaintext credential where a secret path belongs', 'configuration',
+                    expect='refused without echoing the value')
 def test_plaintext_credentials_refused_without_echo(field):
     plaintext = "ghp_PlainTextTokenValue0123456789"
     repo = {"protocol": "ssh", "url": "git@github.com:o/r.git", "ssh_key": SECRET_KEY, "known_hosts": SECRET_HOSTS}
@@ -276,6 +280,8 @@ def test_unconfigured_default_is_valid_and_paused():
     assert cfg.sync.paused is True
 
 
+@pytest.mark.matrix('attacks', "repository.path climbing out with '..'", 'configuration',
+                    expect='refused naming the field')
 def test_repository_path_must_stay_inside_repo():
     assert _problems(_cfg(path="/etc"), "repository.path") == ["must be relative to the repository root"]
     assert _problems(_cfg(path="flows/../../x"), "repository.path") == ["must not contain '..'"]
@@ -391,6 +397,8 @@ def test_relative_paths_outside_the_file_resolve_against_cwd(tmp_path, monkeypat
     [("repositry:\n  url: x\n", "repositry"), ("repository:\n  bogus: 1\n", "repository.bogus"),
      ("sync:\n  interval: 300\n  jitter: 5\n", "sync.jitter")],
 )
+@pytest.mark.matrix('inputs', 'unknown configuration keys', '',
+                    expect='refused naming the key')
 def test_unknown_keys_named(tmp_path, text, field):
     f = _write(tmp_path / "c.yaml", text)
     with pytest.raises(ConfigError) as ei:
@@ -411,6 +419,8 @@ def test_section_given_as_scalar_refused():
     assert ei.value.violations[0].field == "repository"
 
 
+@pytest.mark.matrix('inputs', 'a configuration file that is not YAML', '',
+                    expect='refused naming the line')
 def test_invalid_yaml_reports_line(tmp_path):
     f = _write(tmp_path / "c.yaml", "environment: dev\nrepository:\n  url: x\n  branch: [a, b\nsync: {}\n")
     with pytest.raises(ConfigError) as ei:
@@ -471,6 +481,8 @@ _nested = st.recursive(_scalars, lambda inner: st.dictionaries(_keys, inner, max
 @example({"repository": {"url": "https://[x"}})
 @example({"flow_app": {"url": "http://["}})
 @example({"": None})  # an empty key must still yield a named field
+@pytest.mark.matrix('inputs', 'configuration (hypothesis: any nested mapping)', '',
+                    expect='only ConfigError naming fields; never another exception')
 def test_from_dict_and_validate_only_raise_config_error(data):
     try:
         cfg = config.from_dict(data)

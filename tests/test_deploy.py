@@ -613,7 +613,7 @@ def test_a_secret_volume_with_nested_item_paths_is_fully_visible_to_the_sidecar(
 
 # --- the docs a new user follows -------------------------------------------------------------
 
-DOCS = ("getting-started.md", "compose.md", "kubernetes.md", "fleet.md", "troubleshooting.md", "security.md", "metrics.md")
+DOCS = ("getting-started.md", "compose.md", "kubernetes.md", "fleet.md", "troubleshooting.md", "SECURITY.md", "metrics.md")
 
 
 def shell_blocks(doc: str) -> list[str]:

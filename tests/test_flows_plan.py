@@ -41,6 +41,8 @@ def sample() -> list[dict]:
 # --------------------------------------------------------------------------- parse errors
 
 
+@pytest.mark.matrix('inputs', 'a flows file that is not JSON', '',
+                    expect='refused naming line and column')
 def test_not_json_names_line_and_column():
     err = _parse_error(b'[\n  {"id": "a",\n   "type": }\n]')
     assert err.code == FLOWS_INVALID
@@ -84,16 +86,22 @@ def test_missing_type(node):
     assert "'a'" in err.message and "'type'" in err.message
 
 
+@pytest.mark.matrix('inputs', 'a flows file with duplicate node ids', '',
+                    expect='refused naming the id')
 def test_duplicate_id():
     err = _parse_error(_raw([{"id": "a", "type": "tab"}, {"id": "a", "type": "inject", "z": "a"}]))
     assert "'a'" in err.message and "more than once" in err.message
 
 
+@pytest.mark.matrix('inputs', 'nodes on a tab that does not exist', '',
+                    expect='refused naming the node')
 def test_z_pointing_to_missing_tab():
     err = _parse_error(_raw([{"id": "t1", "type": "tab"}, {"id": "n1", "type": "debug", "z": "gone"}]))
     assert "'n1'" in err.message and "'gone'" in err.message and "not in the file" in err.message
 
 
+@pytest.mark.matrix('inputs', 'a flows file above the size limit', '',
+                    expect='refused before parsing')
 def test_oversize_refused_before_parsing():
     data = _raw(sample())
     err = _parse_error(data, max_bytes=len(data) - 1)

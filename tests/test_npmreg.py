@@ -252,6 +252,8 @@ def test_tarball_500_and_registry_down_fail_fast(reg, npm_env, tmp_path):
     assert not (user_dir / "node_modules" / ALPHA).exists()
 
 
+@pytest.mark.matrix('attacks', 'a .npmrc in the Node-RED userDir pointing at another registry', 'npm',
+                    expect='the configured registry overrides it')
 def test_cli_registry_overrides_project_npmrc(reg, npm_env, tmp_path):
     """A repository-level .npmrc in the userDir is read by npm; --registry on the command line wins."""
     user_dir = init_user_dir(tmp_path / "userdir")

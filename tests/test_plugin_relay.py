@@ -41,6 +41,8 @@ def relay_setup(tmp_path, nr_token, repos, running_sidecar):
     nr.stop()
 
 
+@pytest.mark.matrix('attacks', 'a read-only or logged-out editor user calling write RPCs through the plugin routes', 'plugin relay',
+                    expect="401 without gitops.write or without a login; the sidecar's token never reaches the browser")
 def test_relay_serves_readers_and_writers_by_permission(relay_setup, nr_token):
     nr, rs, reader, remote = relay_setup
     base = nr.url + "/gitops/rpc"

@@ -3,6 +3,8 @@ they answer with our own error naming the problem, or nothing — and forged sig
 never verify."""
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -28,6 +30,8 @@ bodies = st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(provider=st.sampled_from(PROVIDERS), h=headers, body=bodies, secret=secrets_)
+@pytest.mark.matrix('inputs', 'webhook deliveries (hypothesis: any headers and bodies, four providers)', '',
+                    expect='no crash; a forged signature never verifies')
 def test_webhook_parsing_never_crashes_and_forgeries_never_verify(provider, h, body, secret):
     assume(h.get("X-Gitlab-Token", "").strip() != secret)  # GitLab's token is the secret itself
     # a signature we did not make with this secret never verifies
@@ -53,6 +57,8 @@ def test_our_own_signature_round_trips_for_every_provider(provider, payload, sec
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.one_of(st.binary(max_size=400), json_values.map(lambda v: json.dumps(v).encode())))
+@pytest.mark.matrix('inputs', 'flows files (hypothesis: any JSON shape)', '',
+                    expect='accepted, or refused with a message naming the problem')
 def test_flows_files_are_accepted_or_refused_with_a_reason(data):
     try:
         nodes = flowlib.parse_flows(data, "flows.json")
@@ -67,6 +73,8 @@ def test_flows_files_are_accepted_or_refused_with_a_reason(data):
 @given(deps=st.dictionaries(st.text(min_size=1, max_size=20), st.text(max_size=20), max_size=6),
        installed=st.dictionaries(st.text(min_size=1, max_size=20), st.text(max_size=12), max_size=6),
        missing=st.lists(st.text(min_size=1, max_size=15), max_size=5))
+@pytest.mark.matrix('inputs', 'package.json dependencies (hypothesis: any names and specs)', '',
+                    expect='planned or reported as unsupported; no crash')
 def test_package_json_dependencies_of_any_shape_plan_without_crashing(deps, installed, missing):
     out = plan_dependencies(deps, installed, set(), missing, Catalog())
     assert set(out.unresolved_types) <= set(missing)

@@ -1,6 +1,8 @@
 """PULL mode against a real Node-RED and real Git (file://): the core scenarios."""
 from __future__ import annotations
 
+import pytest
+
 from sidecar.core.schedule import Trigger
 from tests import flowgen
 
@@ -72,6 +74,8 @@ def test_new_commit_restarts_only_the_changed_flow(flowapp, repos, make_sidecar)
     assert code.startswith("// v2")
 
 
+@pytest.mark.matrix('inputs', 'an invalid flows file in a commit (real Node-RED)', '',
+                    expect='the last good flows keep running; the next good commit applies')
 def test_invalid_flows_keep_the_last_good_flows_and_recover(flowapp, repos, make_sidecar):
     remote = repos.create("flows")
     good = remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Good flows")
@@ -128,6 +132,8 @@ def test_project_layout_flow_file_from_package_json(flowapp, repos, make_sidecar
     assert len(flowapp.flows()[0]) == len(flowgen.example(tabs=2))
 
 
+@pytest.mark.matrix('attacks', "package.json flowFile '../../etc/passwd'", 'repository as data',
+                    expect='refused as path_unsafe; nothing read')
 def test_flow_file_outside_the_repository_is_refused(flowapp, repos, make_sidecar):
     import json
     remote = repos.create("evil")

@@ -104,6 +104,8 @@ def test_ssh_with_an_encrypted_key_and_strict_host_keys(flowapp, repos, ssh_git,
             assert b"PRIVATE KEY" not in p.read_bytes(), p
 
 
+@pytest.mark.matrix('attacks', 'an SSH server with an unknown host key (man in the middle)', 'Git transport',
+                    expect='refused with a clear error; nothing fetched')
 def test_ssh_wrong_host_key_is_refused_with_a_clear_error(flowapp, repos, ssh_git, make_sidecar, secrets_dir, tmp_path):
     remote = repos.create("flows")
     remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Flows")

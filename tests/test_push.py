@@ -111,25 +111,78 @@ def test_git_failures_never_touch_the_flow_app_and_a_retry_pushes_the_newest_con
     assert f"Flow-App-Origin: test/{rev_b}" in git_log(remote)[0]
 
 
-def test_push_retry_schedule_30s_2min_10min_then_the_alert(flowapp, repos, make_sidecar, tmp_path):
+class FakeClock:
+    """The service's clock, moved by the test; moving it wakes the loop."""
+
+    def __init__(self, service, t: float = 1_800_000_000.0) -> None:
+        self.t, self.service = t, service
+        service.now = self.now
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+        self.service.wake()
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_push_retry_schedule_30s_2min_10min_then_the_alert_under_a_controlled_clock(flowapp, repos, make_sidecar, tmp_path):
+    """The real sync loop, its clock driven by the test: retries fall due exactly 30 s, 2 min and
+    10 min after each failure and not a second earlier; then one git_sync_failed alert; when Git is
+    back, the next push sends what runs now."""
     remote = repos.create("flows")
     app = push_app(make_sidecar, flowapp, remote, url=f"file://{tmp_path}/gone.git")
+    clock = FakeClock(app.service)
     alerts = []
     app.service.on_alert = lambda name, status: alerts.append((name, status["reason_code"]))
-    flowapp.deploy(flowgen.example(), "full")
-    app.store.put("paused", False)
-    app.board.update(paused=False)
-    delays = []
-    for attempt in range(4):
-        job = run(app, "push" if attempt == 0 else "push_retry")
-        assert job.status == "failed"
-        app.service._push_failures += 1
-        t0 = app.service.now()
-        app.service._schedule(True, push_failed=True)
-        delays.append(round(app.board.current()["next_sync_at"] - t0))
-    assert delays[:3] == [30, 120, 600]
+    flowapp.deploy(flowgen.example(variant="A"), "full")
+    assert not app.board.current()["paused"]
+    app.start()  # push mode: the startup job pushes what runs; Git is gone, so it fails
+
+    def jobs():
+        return app.store.jobs(50)
+
+    def settled(n):
+        return len(jobs()) == n and all(j.status not in ("running", "queued") for j in jobs()) and app.board.facts().running == ""
+
+    expected_due = clock.t + 30
+    wait_for(lambda: settled(1) and app.board.current()["next_sync_at"] == expected_due)
+    for n, delay in ((2, 120), (3, 600)):
+        clock.advance(30 if n == 2 else 120)
+        clock.advance(-1)  # one second early: nothing happens
+        time.sleep(0.3)
+        assert len(jobs()) == n - 1
+        if n == 3:  # a newer deploy while Git is down: the retry must carry it, never older content
+            flowapp.deploy(flowgen.example(variant="B"), "full")
+            rev_b = flowapp.flows()[1]
+        clock.advance(1)
+        expected_due = clock.t + delay
+        wait_for(lambda n=n, due=expected_due: settled(n) and app.board.current()["next_sync_at"] == due)
+        assert jobs()[0].status == "failed" and jobs()[0].trigger == "push_retry"
+        assert alerts == []
+    clock.advance(600)
+    wait_for(lambda: settled(4) and alerts)
     assert alerts == [("git_sync_failed", "git_sync_failed")]
     assert app.board.current()["reason_code"] == "git_sync_failed"
+    assert flowapp.flows()[1] == rev_b  # a failing Git never touched the Flow App
+    # Git is back: the safety-net push at the next regular check sends B
+    app.cfg.repository.url = remote.file_url
+    app.git.cfg.url = remote.file_url
+    due = app.board.current()["next_sync_at"]
+    assert due - clock.t >= app.cfg.sync.interval * 0.5
+    clock.advance(due - clock.t)
+    wait_for(lambda: settled(5))
+    assert jobs()[0].status == "succeeded", jobs()[0].error_message
+    code = next(n for n in json.loads(remote.read("flows.json")) if n["id"] == "t0f0")["func"]
+    assert code.startswith("// B") and f"Flow-App-Origin: test/{rev_b}" in git_log(remote)[0]
+    assert app.board.current()["reason_code"] == "" and alerts == [("git_sync_failed", "git_sync_failed")]
 
 
 def test_a_non_fast_forward_push_is_redone_on_the_new_head(flowapp, repos, make_sidecar):

@@ -1,6 +1,8 @@
 """Dependency recovery against a real npm registry on loopback, real npm and a real Node-RED."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import time
 from pathlib import Path
@@ -184,6 +186,8 @@ def test_registry_errors_three_attempts_then_the_exact_message_then_recovers(nr_
     assert app.board.current()["recovery"]["failed_modules"] == []
 
 
+@pytest.mark.matrix('attacks', 'a .npmrc in the repository pointing npm at another registry', 'npm',
+                    expect='ignored: modules come from the configured registry only')
 def test_a_hostile_npmrc_in_the_repository_is_ignored(nr_with_plugin, registry, test_catalog, repos, make_sidecar):
     nr = nr_with_plugin
     remote = repos.create("flows")

@@ -85,6 +85,8 @@ def test_dir_kubernetes_symlink_layout_and_rotation(tmp_path):
     assert src.paths() == ["global.SECRETS.token", "global.SECRETS.username"]
 
 
+@pytest.mark.matrix('attacks', 'a secret-directory entry that is a symlink out of the secret root', 'secrets',
+                    expect='not read')
 def test_dir_symlink_outside_root_refused(tmp_path):
     outside = tmp_path / "outside"
     _write(outside / "passwd", "outside-secret-value")
@@ -270,6 +272,8 @@ def redacting_logger(tmp_path):
     log.removeHandler(handler)
 
 
+@pytest.mark.matrix('attacks', 'a secret value logged by accident (message or arguments)', 'secrets / logs',
+                    expect='scrubbed from the line')
 def test_redacting_filter_removes_secret_from_message_and_args(redacting_logger):
     log, out, _ = redacting_logger
     log.info("cloning with token %s from %s", TOKEN, "https://github.com/o/r.git")
@@ -293,6 +297,8 @@ def test_redacting_filter_keeps_very_short_values(redacting_logger):
     assert "abc abc" in out.getvalue()
 
 
+@pytest.mark.matrix('attacks', "a secret value inside an exception's text", 'secrets / logs',
+                    expect='scrubbed from the traceback')
 def test_redacting_filter_covers_exception_text(redacting_logger):
     log, out, _ = redacting_logger
     try:

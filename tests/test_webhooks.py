@@ -61,6 +61,8 @@ def test_detect_provider_gitea_before_github_and_bitbucket_needs_hook_uuid():
 
 
 @pytest.mark.parametrize("provider", P.PROVIDERS)
+@pytest.mark.matrix('attacks', 'a tampered body under a real signature', 'webhooks',
+                    expect='refused by the constant-time check')
 def test_verify_accepts_the_provider_signature_and_refuses_forged_unsigned_tampered(provider):
     d = P.push(provider, "hook-secret", P.fake_sha("v"))
     assert wh.verify(provider, d.headers, d.body, "hook-secret")
@@ -361,6 +363,8 @@ def metric(rs, provider: str, result: str) -> float:
 
 
 @pytest.mark.parametrize("provider", P.PROVIDERS)
+@pytest.mark.matrix('attacks', 'forged, unsigned and replayed webhook deliveries, per provider', 'webhooks',
+                    expect='refused (401) or ignored as a replay; nothing synced; the signed one syncs')
 def test_signed_push_deploys_the_new_commit_and_forgeries_and_replays_do_nothing(provider, flowapp, repos, running_sidecar):
     rs, remote, first = started(flowapp, repos, running_sidecar)
     n = len(jobs(rs))
@@ -412,6 +416,8 @@ def test_gitea_form_delivery_and_github_form_delivery_end_to_end(flowapp, repos,
     wait_local(rs, third)
 
 
+@pytest.mark.matrix('attacks', 'signed deliveries for another branch, a tag, a ping', 'webhooks',
+                    expect='acknowledged but nothing synced')
 def test_wrong_branch_tags_pings_and_pull_requests_are_ignored(flowapp, repos, running_sidecar):
     rs, remote, first = started(flowapp, repos, running_sidecar)
     n = len(jobs(rs))
@@ -438,6 +444,8 @@ def test_wrong_branch_tags_pings_and_pull_requests_are_ignored(flowapp, repos, r
     assert metric(rs, "github", "ignored") == 4 and metric(rs, "gitlab", "ignored") == 2
 
 
+@pytest.mark.matrix('attacks', 'a webhook body above the size cap', 'webhooks',
+                    expect='413 without reading the body')
 def test_oversized_body_is_refused_without_being_read(flowapp, repos, running_sidecar):
     rs, remote, first = started(flowapp, repos, running_sidecar, webhooks={"max_body_bytes": 4096})
     second = remote.commit({"flows.json": flowgen.dumps(flowgen.example(variant="two"))}, "Second")
@@ -466,6 +474,8 @@ def test_oversized_body_is_refused_without_being_read(flowapp, repos, running_si
     wait_local(rs, second)
 
 
+@pytest.mark.matrix('attacks', 'a webhook flood from one address', 'webhooks',
+                    expect='429 beyond the per-source rate')
 def test_rate_limit_per_client_address(flowapp, repos, running_sidecar):
     rs, remote, _first = started(flowapp, repos, running_sidecar, webhooks={"rate_per_minute": 5})
     codes = [post(rs, P.github_ping(CANARY)).status_code for _ in range(5)]
@@ -478,6 +488,8 @@ def test_rate_limit_per_client_address(flowapp, repos, running_sidecar):
     assert metric(rs, "github", "rate_limited") == 3
 
 
+@pytest.mark.matrix('attacks', 'deliveries while webhooks are off', 'webhooks',
+                    expect='every delivery refused')
 def test_webhooks_disabled_are_rejected(flowapp, repos, running_sidecar):
     remote, first = make_repo(repos)
     rs = running_sidecar(flowapp, remote.file_url)  # webhooks off by default
@@ -509,6 +521,8 @@ def test_paused_sync_takes_note_but_does_not_sync(flowapp, repos, running_sideca
     assert requests.get(rs.http_url + "/webhooks", timeout=10).status_code == 405
 
 
+@pytest.mark.matrix('attacks', 'reading the generated webhook secret a second time; using it after the mode went off', 'webhooks',
+                    expect='shown once; cleared with the mode, then every delivery is refused')
 def test_generated_secret_shown_once_used_and_cleared_when_turned_off(flowapp, repos, running_sidecar, caplog):
     caplog.set_level(logging.DEBUG)
     remote, first = make_repo(repos)
@@ -545,6 +559,8 @@ def test_generated_secret_shown_once_used_and_cleared_when_turned_off(flowapp, r
     assert fresh and fresh != secret
 
 
+@pytest.mark.matrix('attacks', 'looking for the webhook secret in answers, logs and metrics', 'secrets',
+                    expect='not there')
 def test_the_secret_never_appears_in_responses_logs_or_metrics(flowapp, repos, running_sidecar, caplog):
     caplog.set_level(logging.DEBUG)
     rs, remote, _first = started(flowapp, repos, running_sidecar, webhooks={"rate_per_minute": 40})
