@@ -4,6 +4,8 @@ docs/metrics.md; one structured log line per sync, never a secret; the image's
 HEALTHCHECK works; SIGTERM during a sync gives a bounded exit and a clean restart (O3, O4)."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import re
@@ -275,6 +277,8 @@ def test_failed_sync_log_line_names_the_commit(flowapp, repos, secrets_dir, tmp_
     assert line.get("commit") == bad[:8], f"the error line does not name the commit: {line['msg']!r}"
 
 
+@pytest.mark.matrix('crashes', 'deploy', 'SIGTERM',
+                    expect='the deploy finishes, then the process exits; the restart is clean')
 def test_sigterm_during_a_deploy_lets_it_finish_then_restart_is_clean(flowapp, repos, secrets_dir, tmp_path):
     port = urlsplit(flowapp.url).port
     with FaultProxy("127.0.0.1", port) as proxy:
@@ -311,6 +315,8 @@ def test_sigterm_during_a_deploy_lets_it_finish_then_restart_is_clean(flowapp, r
         assert flowapp.global_value("starts_t0f0") == 1  # never deployed twice
 
 
+@pytest.mark.matrix('crashes', 'deploy (Node-RED stuck)', 'SIGTERM',
+                    expect='exit within a bounded time; the restart settles the job')
 def test_sigterm_abandons_a_stuck_deploy_within_a_bounded_time_and_restart_settles_it(flowapp, repos, secrets_dir, tmp_path):
     """A deploy whose answer never comes must not hold the shutdown hostage: Kubernetes sends
     SIGKILL after terminationGracePeriodSeconds (30 s by default). Node-RED has applied the

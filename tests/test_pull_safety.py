@@ -110,6 +110,8 @@ def own_nodered(tmp_path, nr_token):
     srv.stop()
 
 
+@pytest.mark.matrix('faults', 'Node-RED (the Flow App)', 'restart mid-deploy',
+                    expect='the deploy is retried when it is back; nothing partial runs')
 def test_flow_app_down_during_apply_is_retried_and_nothing_is_partial(own_nodered, repos, make_sidecar):
     remote = repos.create("flows")
     remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "First")
@@ -162,6 +164,8 @@ def test_failed_job_can_be_retried_and_attempts_are_counted(flowapp, repos, make
     assert retried.trigger == "retry" and retried.status == "succeeded" and retried.to_commit == fixed
 
 
+@pytest.mark.matrix('faults', 'sync loop', '30 racing triggers',
+                    expect='one sync runs, one waits; the commit is applied once')
 def test_racing_triggers_coalesce_into_at_most_one_running_and_one_waiting_sync(flowapp, repos, make_sidecar):
     import threading
 
