@@ -21,7 +21,7 @@ from .core.config import EDITABLE_SECTIONS, Config, ConfigError, Violation, deep
 from .core.errors import SyncError
 from .core.status import Board
 from .promote import Promoter
-from .engine import Engine
+from .engine import IMPORT_ERRORS, Engine
 from .service import Service
 
 log = logging.getLogger("flow_gitops")
@@ -76,11 +76,12 @@ class App:
             self.engine.pusher = Pusher(cfg, self.store, self.git, self.flowapp, self.board)
             self.engine.on_foreign_deploy = lambda rev: self.service.trigger("push")
         self.promoter = Promoter(cfg, self.git, self.flowapp,
-                                 lambda: self.secrets.get(cfg.promotion.token or cfg.repository.password) or "")
+                                 lambda: self.secrets.get(self.cfg.promotion.token or self.cfg.repository.password) or "")
         self.alerts = AlertSender([u.strip() for u in cfg.alerts.urls.split(",") if u.strip()], cfg.environment)
         self.service.on_alert = self.alerts.fire
         self.board.subscribe(AlertWatcher(self.alerts))
         self.secret_watcher = SecretWatcher(self.secrets, self._secrets_changed)
+        self.config_listeners: list = []  # called (no arguments) after a saved configuration took effect
         self.deploy_watcher = DeployWatcher(cfg.flow_app.url, self._flowapp_token, self.engine.on_flowapp_deploy) if watch_deploys else None
 
     def save_config(self, changes: dict) -> dict:
@@ -109,12 +110,16 @@ class App:
                 self.git.close()
                 self.git = GitSource(new_cfg.repository, self.data_dir, self.secrets, self.runner, self.runtime_dir)
                 self.store.delete("remote")
+                self.store.delete(IMPORT_ERRORS)  # they named files of the old repository
+                self.board.update(import_errors=[])
             self.engine.cfg, self.engine.git = new_cfg, self.git
             self.promoter.cfg, self.promoter.git = new_cfg, self.git
             self.service.interval = new_cfg.sync.interval
             if first:
                 self.engine.set_paused(True)
             self.board.update(configured=new_cfg.configured, remote=None if repo_changed else self.board.facts().remote)
+            for listener in self.config_listeners:
+                listener()
             try:
                 head = self.git.remote_head()
             except SyncError as err:

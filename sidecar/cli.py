@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -28,9 +29,18 @@ def _load(args) -> "configload.Config":
     return configload.load(args.config, os.environ, args.set, args.data_dir)
 
 
+class DataDirUnusable(Exception):
+    pass
+
+
 def _app(args, watch_deploys: bool = False, exclusive: bool = True) -> App:
     cfg = _load(args)
-    app = App(cfg, watch_deploys=watch_deploys, exclusive=exclusive)
+    try:
+        app = App(cfg, watch_deploys=watch_deploys, exclusive=exclusive)
+    except (sqlite3.Error, OSError) as exc:  # a full or read-only disk before anything could start
+        raise DataDirUnusable(f"the data directory {cfg.data_dir} cannot be used: {exc}"
+                              + (" (no space left on device?)" if "full" in str(exc) or "I/O" in str(exc)
+                                 or getattr(exc, "errno", None) == 28 else "")) from None
     logsetup.setup(cfg.log.level, cfg.log.format, app.secrets)
     return app
 
@@ -127,6 +137,8 @@ def cmd_status(args) -> int:
         print(f"{side:6}: " + (f"{c['short']} {c['subject']!r} by {c['author']} at {c['date']}" if c else "-"))
     if snap["drift"]:
         print(f"drift : {snap['drift'].get('message')}")
+    for e in snap.get("import_errors") or []:
+        print(f"import error: {e['path']}: {e['message']}")
     for j in jobs:
         print(f"job {j['id']}: {j['trigger']} {j['status']} {iso(j['started_at'])} {j['error_code']}")
     return EXIT_OK
@@ -292,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         for v in err.violations:
             print(f"invalid: {v.field}: {v.message}", file=sys.stderr)
         return EXIT_CONFIG
-    except DataDirBusy as err:
+    except (DataDirBusy, DataDirUnusable) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILED
 

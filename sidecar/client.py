@@ -88,6 +88,8 @@ def print_status(s: pb.Status) -> None:
         print(f"waiting for approval: {s.pending_commit[:8]} (flow-gitops approve)")
     if s.HasField("drift"):
         print(f"drift : {s.drift.message}")
+    for e in s.import_errors:
+        print(f"import error: {e.path}: {e.message}")
 
 
 def print_job(j: pb.Job) -> None:

@@ -20,7 +20,8 @@ from .core.config import Config, ConfigError, Violation, deep_merge, merge
 ENV_PREFIX = "FLOW_GITOPS_"
 # Variables with this prefix that are not settings.
 _NOT_SETTINGS = {"FLOW_GITOPS_NODE", "FLOW_GITOPS_NODE_RED", "FLOW_GITOPS_ADDRESS", "FLOW_GITOPS_TOKEN",
-                 "FLOW_GITOPS_TOKEN_FILE", "FLOW_GITOPS_URL", "FLOW_GITOPS_PYTHON", "FLOW_GITOPS_NPM"}
+                 "FLOW_GITOPS_TOKEN_FILE", "FLOW_GITOPS_URL", "FLOW_GITOPS_PYTHON", "FLOW_GITOPS_NPM",
+                 "FLOW_GITOPS_FAILPOINTS", "FLOW_GITOPS_FAILPOINT_DIR"}  # test-only hooks: sidecar/failpoints.py
 
 
 def _nest(dotted: str, value: object) -> dict:

@@ -27,11 +27,12 @@ from .core.catalog import Catalog
 from .core.config import Config, parse_type_map
 from .core.deps import DepPlan, plan_dependencies
 from .core.errors import (
-    FLOWS_INVALID, FLOWS_MISSING, INTERRUPTED, PACKAGE_INVALID, PATH_UNSAFE, RECOVERY_FAILED, RECOVERY_FAILED_MESSAGE, TYPES_MISSING,
+    FILE_TOO_LARGE, FLOWS_INVALID, FLOWS_MISSING, INTERRUPTED, PACKAGE_INVALID, PATH_UNSAFE, RECOVERY_FAILED, RECOVERY_FAILED_MESSAGE, TYPES_MISSING,
     SyncError,
 )
 from .core.schedule import Trigger
 from .core.status import Board, CommitInfo
+from .failpoints import failpoint
 
 log = logging.getLogger("flow_gitops.sync")
 
@@ -39,6 +40,7 @@ APPLIED = "applied"  # {"commit", "rev", "digest", "at", "job", "commit_info"}
 REMOTE = "remote"  # {"commit", "commit_info"}
 PAUSED = "paused"
 REJECTED = "rejected_commit"
+IMPORT_ERRORS = "import_errors"  # [{"path", "message"}]: files the last read of the repository could not import
 MAX_PACKAGE_BYTES = 1024 * 1024
 # Triggers that may skip everything when the remote head is already applied.
 CHEAP_TRIGGERS = ("timer", "startup", "resume", "webhook")
@@ -92,6 +94,7 @@ class Engine:
             last_error_code=last.error_code if last and last.status != "succeeded" else "",
             last_error_message=last.error_message if last and last.status != "succeeded" else "",
             last_success_at=applied.get("at") if applied else None,
+            import_errors=list(self.store.get(IMPORT_ERRORS) or []),
         )
 
     def reconcile_after_crash(self) -> list[int]:
@@ -174,26 +177,54 @@ class Engine:
         data = self.git.read(commit, path, flowlib.DEFAULT_MAX_FLOWS_BYTES)
         if data is None:
             raise SyncError(FLOWS_MISSING, f"{path} does not exist at commit {commit[:8]}", retryable=False)
-        target_flows = flowlib.parse_flows(data, source=path)
+        try:
+            target_flows = flowlib.parse_flows(data, source=path)
+        except SyncError as err:
+            if err.code == FLOWS_INVALID:  # V7: the one file of the single layout as an import error
+                self._set_import_errors([layout.FileProblem(path, _without_path(err.message, path))])
+            raise
+        self._set_import_errors([])
         return Target(commit, self.git.commit_info(commit), target_flows, path, package)
 
     def _split_dir(self) -> str:
         return self._repo_path(layout.slug(self.cfg.environment))
 
     def _read_split(self, commit: str) -> list[dict]:
-        """The flow set from the split layout: <path>/<environment>/flows|subflows/*.json + config-nodes.json."""
+        """The flow set from the split layout: <path>/<environment>/flows|subflows/*.json + config-nodes.json.
+
+        Every file that cannot be imported (misnamed, unreadable, invalid) is listed in the
+        status (`import_errors`, V7) and nothing is applied while one remains: skipping a
+        file would remove its flow from the Flow App.
+        """
         base = self._split_dir()
-        names = [p for p in self.git.list_files(commit, base) if p.endswith(".json") and (
-            p.startswith(f"{base}/flows/") or p.startswith(f"{base}/subflows/") or p == f"{base}/{layout.CONFIG_FILE}")]
-        if not names:
+        names, problems = layout.split_candidates(self.git.list_files(commit, base), base)
+        if not names and not problems:
+            self._set_import_errors([])
             raise SyncError(FLOWS_MISSING, f"no flow files under {base}/ at commit {commit[:8]}", retryable=False)
-        files = {p: self.git.read(commit, p, flowlib.DEFAULT_MAX_FLOWS_BYTES) or b"[]" for p in names}
-        try:
-            nodes = layout.read_split(files)
-        except ValueError as exc:
-            raise SyncError(FLOWS_INVALID, str(exc), retryable=False) from None
+        files: dict[str, bytes] = {}
+        refused: SyncError | None = None  # a link or an oversized file keeps its own reason code
+        for path in names:
+            try:
+                files[path] = self.git.read(commit, path, flowlib.DEFAULT_MAX_FLOWS_BYTES) or b"[]"
+            except SyncError as err:
+                if err.code not in (PATH_UNSAFE, FILE_TOO_LARGE):
+                    raise
+                refused = refused or err
+                problems.append(layout.FileProblem(path, _without_path(err.message, path)))
+        nodes, invalid = layout.read_split(files)
+        problems = sorted(problems + invalid, key=lambda p: p.path)
+        self._set_import_errors(problems)
+        if problems:
+            raise SyncError(refused.code if refused else FLOWS_INVALID, layout.describe_problems(problems, base), retryable=False)
         flowlib.check_flows(nodes, source=f"{base}/")
         return nodes
+
+    def _set_import_errors(self, problems: list) -> None:
+        """V7: the files the last read could not import (kept across restarts); [] clears them."""
+        errors = [p.to_dict() for p in problems]
+        if errors != (self.store.get(IMPORT_ERRORS) or []):
+            self.store.put(IMPORT_ERRORS, errors)
+        self.board.update(import_errors=errors)
 
     def plan(self) -> dict:
         """Dry run: fetch the remote head and say what applying it would change."""
@@ -273,6 +304,7 @@ class Engine:
         self._phase_name, self._phase_started = phase, now
         self.store.update_job(job_id, phase=phase, detail=detail)
         self.board.update(running=phase)
+        failpoint(phase)  # tests: kill -9 here, the phase recorded and none of its work done
 
     def _sync(self, job_id: int, trigger: Trigger, applied: dict, detail: dict) -> str:
         facts = self.board.facts()
@@ -376,6 +408,7 @@ class Engine:
         record = {"commit": commit, "rev": new_rev, "digest": plan.target_digest, "at": self.now(), "job": job_id,
                   "commit_info": _info_dict(target.info)}
         self.store.finish_job_and_put(job_id, "succeeded", APPLIED, record, detail=detail)
+        failpoint("recorded")
         for old in pending:
             self.store.finish_job(old.id, "approved" if old.to_commit == commit else "rejected")
         facts = self.board.facts()
@@ -464,6 +497,15 @@ class Engine:
         if applied and rev and rev != applied.get("rev"):
             self.board.update(drift={"rev": rev, "detected_at": self.now(),
                                      "message": "flows were changed in the Flow App since the last sync"})
+
+
+def _without_path(message: str, path: str) -> str:
+    """An error message without the file name it starts with (the import error names the file)."""
+    for head in (f"{path!r} ", f"{path}: ", f"{path} "):
+        if message.startswith(head):
+            message = message[len(head):]
+            break
+    return message.removeprefix("is ")
 
 
 def _info_dict(info: CommitInfo) -> dict:

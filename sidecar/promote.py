@@ -3,13 +3,36 @@ merge request that puts them into another environment's folder of the split layo
 
 The target environment's sidecar (mode `promotion`, or `pull` with the split layout)
 deploys its folder at the merged commit — exactly what was merged, including edits
-made during review — through approval when it requires it.
+made during review — through approval when it requires it. In `promotion` mode the
+provider's "merged" webhook starts that sync at once (sidecar/api/webhooks.py).
+
+**Idempotent across crashes and retries.** A promotion is two remote steps — push the
+branch, open the request — and the process may die, or the provider may fail or lose
+its answer, between or during them. The branch name is therefore derived from what
+the branch proposes, not from the clock: `promote/<source>-to-<target>-<key>`, where
+`<key>` hashes the target branch, its head commit the promotion starts from, the
+target environment and every promoted file (path and content). A retry of the same
+promotion computes the same name, so:
+
+- the branch already on the remote is reused as it is (it is not pushed again, so
+  edits a reviewer pushed to it are kept), and
+- the open request from that branch is looked up through the provider's list call
+  and returned; only when there is none is one opened (and a "duplicate" refusal
+  is answered by looking again).
+
+Nothing is kept in the state database for this: a retry after a crash, from a
+restarted sidecar or even with a lost data directory finds the same branch and
+request. The source Flow App's `rev` is deliberately not part of the key: it changes
+with any deploy, also of flows that are not promoted. The base head *is*: once the
+target branch moves (the request was merged, or the target changed), promoting again
+is a new proposal on a new branch instead of a stale, already-merged one.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import re
-import time
 from pathlib import PurePosixPath
 
 from .adapters import providers
@@ -17,9 +40,10 @@ from .adapters.git import GitSource
 from .adapters.nodered import NodeRed
 from .core import layout
 from .core.config import Config
-from .core.errors import SyncError
+from .core.errors import GIT_PUSH_REJECTED, SyncError
 
 AUTHOR = ("flow-gitops", "flow-gitops@localhost")
+log = logging.getLogger("flow_gitops.promote")
 
 
 def select(nodes: list[dict], flow_ids: list[str]) -> list[dict]:
@@ -71,14 +95,58 @@ class Promoter:
         commit = self.git.write_commit(head, files.files, [], message, AUTHOR)
         if commit == head:
             raise SyncError("promotion_invalid", f"{target_env} already has these flows as they are here", retryable=False)
-        branch = f"promote/{layout.slug(self.cfg.environment)}-to-{layout.slug(target_env)}-{int(time.time())}"
-        self.git.push(commit, branch=branch)
+        branch = self.branch_name(target_env, head, files.files)
+        tip = self._push_once(branch, commit)
         client = providers.client_for(self.cfg.repository.url, self.token, self.cfg.repository.provider,
                                       api_base=self.cfg.promotion.api_base or None)
-        pr = client.open_pull_request(base=self.cfg.repository.branch, head=branch, title=title,
-                                      body=body or f"Flows promoted by flow-gitops from `{self.cfg.environment}` "
-                                                   f"(revision {rev[:12]}) into `{base}/`.")
-        return {"branch": branch, "commit": commit, "number": pr.number, "url": pr.url, "files": sorted(files.files)}
+        pr = self._open_once(client, branch, title, body or f"Flows promoted by flow-gitops from `{self.cfg.environment}` "
+                                                            f"(revision {rev[:12]}) into `{base}/`.")
+        return {"branch": branch, "commit": tip, "number": pr.number, "url": pr.url, "files": sorted(files.files)}
+
+    def branch_name(self, target_env: str, head: str, files: dict[str, str]) -> str:
+        """The promotion branch: the same for a retry of the same promotion (see the module
+        docstring), another one as soon as the target branch or a promoted file differs."""
+        key = hashlib.sha256()
+        for part in (self.cfg.repository.branch, head, target_env):
+            key.update(part.encode("utf-8") + b"\0")
+        for path in sorted(files):
+            key.update(path.encode("utf-8") + b"\0" + hashlib.sha256(files[path].encode("utf-8")).digest())
+        return f"promote/{layout.slug(self.cfg.environment)}-to-{layout.slug(target_env)}-{key.hexdigest()[:12]}"
+
+    def _push_once(self, branch: str, commit: str) -> str:
+        """Push `commit` as `branch` unless an earlier attempt already did; the branch's tip."""
+        tip = self.git.branch_head(branch)
+        if tip is not None:
+            log.info("promotion branch %s already on the remote at %s: reused", branch, tip[:12])
+            return tip
+        try:
+            self.git.push(commit, branch=branch)
+        except SyncError as err:
+            if err.code != GIT_PUSH_REJECTED:
+                raise
+            tip = self.git.branch_head(branch)  # pushed in the meantime by another attempt
+            if tip is None:
+                raise
+            return tip
+        return commit
+
+    def _open_once(self, client: providers.ProviderClient, branch: str, title: str, body: str) -> providers.PullRequest:
+        """The open request from `branch`: found when an earlier attempt opened it, else opened."""
+        target = self.cfg.repository.branch
+        existing = client.find_open_pull_request(base=target, head=branch)
+        if existing is not None:
+            log.info("promotion branch %s already has request #%d: returned", branch, existing.number)
+            return existing
+        try:
+            return client.open_pull_request(base=target, head=branch, title=title, body=body)
+        except SyncError as err:
+            if err.code != providers.PROVIDER_REJECTED:
+                raise
+            # A duplicate (opened by an attempt whose answer was lost, in between): take it.
+            existing = client.find_open_pull_request(base=target, head=branch)
+            if existing is None:
+                raise
+            return existing
 
     def _target_paths(self, head: str, base: str) -> dict[str, str]:
         """flow id → path of the files already in the target folder (keep their paths)."""

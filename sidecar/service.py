@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import threading
 import time
 
@@ -171,9 +172,18 @@ class Service:
             failed = False
             push_failed = False
             if not skip:
-                job_id = self.engine.run(trig)
-                job = self.engine.store.job(job_id)
-                failed = job is not None and job.status == "failed"
+                try:
+                    job_id = self.engine.run(trig)
+                    job = self.engine.store.job(job_id)
+                except Exception as exc:  # e.g. the state database cannot be written (disk full): the loop lives on
+                    log.exception("the %s sync could not run", trig.kind)
+                    what = f"{type(exc).__name__}: {exc}" if isinstance(exc, sqlite3.Error) else type(exc).__name__
+                    self.board.update(running="", progress="", last_error_code="internal_error",
+                                      last_error_message=f"internal error ({what})",
+                                      consecutive_failures=self.board.facts().consecutive_failures + 1)
+                    failed = True
+                else:
+                    failed = job is not None and job.status == "failed"
                 if trig.kind in ("push", "push_retry") or self.engine.cfg.mode == "push":  # push mode: every job pushes
                     self._push_failures = self._push_failures + 1 if failed else 0
                     push_failed = failed

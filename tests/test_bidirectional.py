@@ -66,3 +66,67 @@ def test_an_invalid_file_in_git_is_an_import_error_and_keeps_the_flows(flowapp, 
     assert job.status == "failed" and job.error_code == "flows_invalid"
     assert "test/flows/flow-1.json" in job.error_message
     assert flowapp.flows()[1] == rev
+
+
+def test_import_errors_name_every_bad_file_and_clear_once_a_fix_is_imported(flowapp, repos, running_sidecar, tmp_path, secrets_dir):
+    from sidecar.api.gen.flowgitops.v1 import gitops_pb2 as pb
+    from sidecar.app import App
+    from sidecar.core.config import from_dict
+    from tests.conftest import sidecar_config
+
+    remote = repos.create("flows")
+    flowapp.deploy(flowgen.example(tabs=3), "full")
+    rs = running_sidecar(flowapp, remote.file_url, extra={"mode": "bidirectional", "repository": {"layout": "split"},
+                                                          "sync": {"paused": True}})  # jobs run only when the test says
+    app = rs.app
+    assert run(app, "push").status == "succeeded"
+    _, rev = flowapp.flows()
+    flow1, flow2 = json.loads(remote.read("test/flows/flow-1.json")), remote.read("test/flows/flow-2.json")
+    added = [{"id": "t9", "type": "tab", "label": "Added in Git"},
+             {"id": "c9", "type": "comment", "z": "t9", "name": "from git", "info": "", "x": 120, "y": 60, "wires": []}]
+
+    # two files that do not parse or validate, and a flow file with an invalid name
+    remote.commit({"test/flows/flow-1.json": "[{ not json",
+                   "test/flows/flow-2.json": json.dumps({"id": "t2", "type": "tab"}),
+                   "test/flows/Added In Git.json": json.dumps(added),
+                   "test/flows/.gitkeep": "", "test/README.md": "flows of the test environment"},
+                  "Three files that cannot be imported", author=("Grace Hopper", "grace@example.com"))
+    job = run(app, "force")
+    assert job.status == "failed" and job.error_code == "flows_invalid"
+    errors = {e["path"]: e["message"] for e in app.board.current()["import_errors"]}
+    assert sorted(errors) == ["test/flows/Added In Git.json", "test/flows/flow-1.json", "test/flows/flow-2.json"]
+    assert errors["test/flows/flow-1.json"].startswith("not valid JSON")
+    assert errors["test/flows/flow-2.json"] == "must be a JSON array of nodes, found dict"
+    assert errors["test/flows/Added In Git.json"].startswith("invalid file name") and "added-in-git.json" in errors["test/flows/Added In Git.json"]
+    assert all(path in job.error_message for path in errors) and job.error_message.startswith("3 files under test/ cannot be imported")
+    assert app.board.current()["reason_code"] == "flows_invalid"
+    assert flowapp.flows()[1] == rev  # nothing applied: the Flow App keeps running its last good flows
+    assert not any(n["id"] == "t9" for n in flowapp.flows()[0])
+
+    # the API carries them, over native gRPC and gRPC-web alike
+    status = rs.stub.GetStatus(pb.GetStatusRequest(), metadata=rs.md).status
+    assert [(e.path, e.message) for e in status.import_errors] == sorted(errors.items())
+    assert rs.web.unary("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse).status.import_errors == status.import_errors
+
+    # they survive a restart (a read-only App on the same data directory loads them)
+    other = App(from_dict(sidecar_config(tmp_path, flowapp, secrets_dir, remote.file_url, extra={
+        "mode": "bidirectional", "repository": {"layout": "split"}})), watch_deploys=False, exclusive=False)
+    try:
+        assert other.board.current()["import_errors"] == app.board.current()["import_errors"]
+    finally:
+        other.close()
+
+    # the fix: flow 1 valid again (with an edit), flow 2 restored, the new flow under a slug name
+    flow1[0]["label"] = "Flow 1 (fixed in Git)"
+    fixed = remote.commit({"test/flows/flow-1.json": json.dumps(flow1, indent=4),
+                           "test/flows/flow-2.json": flow2, "test/flows/Added In Git.json": None,
+                           "test/flows/added-in-git.json": json.dumps(added, indent=4)}, "Fix the files")
+    job = run(app, "force")
+    assert job.status == "succeeded", job.error_message
+    assert app.board.current()["import_errors"] == []
+    assert list(rs.stub.GetStatus(pb.GetStatusRequest(), metadata=rs.md).status.import_errors) == []
+    flows, _ = flowapp.flows()
+    assert next(n for n in flows if n["id"] == "t9")["label"] == "Added in Git"
+    assert next(n for n in flows if n["id"] == "t1")["label"] == "Flow 1 (fixed in Git)"
+    assert any(n["id"] == "t2" for n in flows)
+    assert app.board.current()["local"]["sha"] == fixed

@@ -215,6 +215,104 @@ def test_bitbucket_answering_a_duplicate_with_the_existing_request():
         e.fake.stop()
 
 
+# --- finding the open request of a branch (a retried promotion) -----------------------
+# What each provider's documented list call must carry (PROVIDERS.md §4 and the brief).
+LIST_CALLS = {
+    "github": ("/repos/acme/flows/pulls", {"state": ["open"], "head": ["acme:promote/dev-to-prod"], "base": ["main"]}),
+    "gitlab": ("/projects/acme%2Fplatform%2Fflows/merge_requests",
+               {"state": ["opened"], "source_branch": ["promote/dev-to-prod"], "target_branch": ["main"]}),
+    "bitbucket": ("/repositories/acme/flows/pullrequests",
+                  {"q": ['source.branch.name = "promote/dev-to-prod" AND destination.branch.name = "main" AND state = "OPEN"']}),
+    "gitea": ("/repos/acme/flows/pulls", {"state": ["open"]}),
+}
+
+
+def test_find_open_request_by_its_branches(env):
+    client = env.client()
+    assert client.find_open_pull_request("main", "promote/dev-to-prod") is None
+    path, query = LIST_CALLS[env.provider]
+    seen = env.fake.requests[-1]
+    assert (seen.method, seen.path[len(env.fake.prefix):]) == ("GET", path)
+    assert {k: v for k, v in seen.query.items() if k in query} == query
+    # another open request (other branch, other base) is never taken for ours
+    repo = env.fake.repos[env.repo_key]
+    repo.branches.update({"promote/other": "4" * 40, "env/prod": "5" * 40})
+    client.open_pull_request("main", "promote/other", "Other", "")
+    if env.provider != "gitlab":  # GitLab allows one open merge request per source branch
+        other_base = client.open_pull_request("env/prod", "promote/dev-to-prod", "Same branch, other base", "")
+        assert client.find_open_pull_request("main", "promote/dev-to-prod") is None
+        assert client.find_open_pull_request("env/prod", "promote/dev-to-prod").number == other_base.number
+        env.fake.close(other_base.number)
+    assert client.find_open_pull_request("main", "promote/dev-to-prod") is None
+    ours = env.open(client)
+    found = client.find_open_pull_request("main", "promote/dev-to-prod")
+    assert found == ours and (found.state, found.head, found.base) == ("open", "promote/dev-to-prod", "main")
+    # closed or merged requests are not open ones
+    env.fake.close(ours.number)
+    assert client.find_open_pull_request("main", "promote/dev-to-prod") is None
+    reopened = env.open(client)
+    env.fake.merge(reopened.number, MERGED_SHA)
+    assert client.find_open_pull_request("main", "promote/dev-to-prod") is None
+    assert env.fake.errors == []
+
+
+@pytest.mark.matrix("attacks", row="a fork's pull request from a branch named like the promotion branch", column="promotion",
+                    expect="the lookup a retried Promote makes ignores requests whose source is another repository")
+def test_find_ignores_a_fork_with_the_same_branch_name(env):
+    client = env.client()
+    forged = env.fake.open_from_fork("mallory/flows", "main", "promote/dev-to-prod", "6" * 40, "Looks like a promotion")
+    assert client.find_open_pull_request("main", "promote/dev-to-prod") is None
+    ours = env.open(client)  # the fork's request does not count as a duplicate either
+    assert ours.number == forged + 1
+    assert client.find_open_pull_request("main", "promote/dev-to-prod").number == ours.number
+    assert env.fake.errors == []
+
+
+@pytest.mark.parametrize("provider", ["gitea", "bitbucket"])
+def test_find_pages_through_long_lists(provider):
+    # Gitea's list has no branch filter; Bitbucket's q matches branch names of forks too.
+    # Ours is the oldest, so it is on the second page (newest first).
+    e = Env(provider)
+    try:
+        client = e.client()
+        ours = e.open(client)
+        for i in range(55):
+            if provider == "gitea":
+                e.fake.repos[e.repo_key].branches[f"feature/{i}"] = f"{i + 10:040x}"
+                client.open_pull_request("main", f"feature/{i}", f"Feature {i}", "")
+            else:
+                e.fake.open_from_fork(f"fork{i}/flows", "main", "promote/dev-to-prod", f"{i + 10:040x}")
+        assert client.find_open_pull_request("main", "promote/dev-to-prod").number == ours.number
+        lists = [r for r in e.fake.requests if r.method == "GET"]
+        assert len(lists) == 2  # page 1, then page 2 (Gitea: `page=2`; Bitbucket: its `next` link)
+        assert e.fake.errors == []
+    finally:
+        e.fake.stop()
+
+
+def test_find_escapes_quotes_in_branch_names(env):
+    # `"` is allowed in git branch names; Bitbucket's BBQL string must escape it.
+    branch = 'promote/say-"hi"\\now'
+    env.fake.repos[env.repo_key].branches[branch] = "7" * 40
+    client = env.client()
+    opened = client.open_pull_request("main", branch, "Quoted", "")
+    assert client.find_open_pull_request("main", branch).number == opened.number
+    assert env.fake.errors == []
+
+
+def test_find_failures_are_translated(env):
+    env.fake.fault_status = 503
+    with pytest.raises(SyncError) as exc:
+        env.client().find_open_pull_request("main", "promote/dev-to-prod")
+    assert exc.value.code == PROVIDER_UNREACHABLE and exc.value.retryable is True
+    env.fake.fault_status = None
+    env.fake.repos.clear()
+    with pytest.raises(SyncError) as exc:
+        env.client().find_open_pull_request("main", "promote/dev-to-prod")
+    assert exc.value.code == PROVIDER_NOT_FOUND
+    assert_safe(exc.value)
+
+
 @pytest.mark.parametrize("provider, code, words", [
     ("github", PROVIDER_REJECTED, "PullRequest head invalid"),
     ("gitlab", PROVIDER_REJECTED, 'Source branch "promote/missing" does not exist'),

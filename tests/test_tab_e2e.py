@@ -2,6 +2,7 @@
 the plugin, a real sidecar and a real Git server. Screenshots go to test-artifacts/tab/."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -47,8 +48,8 @@ def make_stack(tmp_path, nr_token, repos, running_sidecar):
     """Node-RED with the plugin; a sidecar (not configured yet) it relays to; a Git server."""
     stops = []
 
-    def make(extra=None):
-        s = _stack(tmp_path, nr_token, repos, running_sidecar, extra or {})
+    def make(extra=None, **options):
+        s = _stack(tmp_path, nr_token, repos, running_sidecar, extra or {}, **options)
         stops.append(s)
         return s
 
@@ -58,7 +59,10 @@ def make_stack(tmp_path, nr_token, repos, running_sidecar):
         s["nr"].stop()
 
 
-def _stack(tmp_path, nr_token, repos, running_sidecar, extra):
+def _stack(tmp_path, nr_token, repos, running_sidecar, extra, repo="flows", files=None, flows=None, configured=False):
+    """`files`: the first commit (default: the example flows as flows.json); `flows`: deployed in
+    the Flow App before the sidecar starts; `configured`: the repository is set in the sidecar's
+    configuration (HTTPS with the test credentials) instead of through the tab."""
     http_port = free_port()
     data = tmp_path / "data"
     data.mkdir()
@@ -69,12 +73,16 @@ def _stack(tmp_path, nr_token, repos, running_sidecar, extra):
     nr = NodeRedServer(user_dir, admin_token=nr_token, reader_token=READER, env={
         "FLOW_GITOPS_URL": f"http://127.0.0.1:{http_port}", "FLOW_GITOPS_TOKEN_FILE": str(data / "api-token")}).start()
     git = GitHttpServer(repos.root, GIT_USER, CANARY).start()
-    remote = repos.create("flows")
-    remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Example flows\n\nThree tabs, a subflow and a config node.")
+    remote = repos.create(repo)
+    remote.commit(files or {"flows.json": flowgen.dumps(flowgen.example())}, "Example flows\n\nThree tabs, a subflow and a config node.")
+    if flows is not None:
+        nr.deploy(flows, "full")
     extra = {"api": {"http_listen": f"127.0.0.1:{http_port}"}, "sync": {"paused": True}, **extra}
     extra.setdefault("flow_app", {})["user_dir"] = str(user_dir)
-    rs = running_sidecar(nr, "", extra=extra)
-    return {"nr": nr, "rs": rs, "git": git, "remote": remote, "url": git.url_for("flows")}
+    if configured:
+        extra.setdefault("repository", {}).update(username="global.SECRETS.git.username", password="global.SECRETS.git.token")
+    rs = running_sidecar(nr, git.url_for(repo) if configured else "", protocol="https" if configured else "file", extra=extra)
+    return {"nr": nr, "rs": rs, "git": git, "remote": remote, "url": git.url_for(repo)}
 
 
 def open_tab(browser, nr, token):
@@ -263,4 +271,138 @@ def test_recovering_nodes_shows_the_wrench_and_progress(browser, make_stack, reg
         registry.fault = None
     wait_text(page, "#fg-state", "In sync", timeout=60000)
     assert any(n["type"] == "fg-gamma" for n in nr.flows()[0])
+    page.close()
+
+
+class _Branches(dict):
+    """The GitHub fake's branch table read from the real bare repository: the branch the
+    sidecar pushes for a promotion exists for the fake as soon as git has it."""
+
+    def __init__(self, remote):
+        super().__init__()
+        self.remote = remote
+
+    def __contains__(self, name):
+        return self.remote.head(name) is not None
+
+    def __getitem__(self, name):
+        sha = self.remote.head(name)
+        if sha is None:
+            raise KeyError(name)
+        return sha
+
+
+def test_promote_selected_flows_opens_a_pull_request_and_links_it(browser, make_stack, nr_token):
+    from tests.servers.providers import FakeGitHub
+
+    fake = FakeGitHub(token=CANARY)
+    try:
+        fake.add_repo("org/flows", {})
+        # the source environment ("test", push mode): its editor's flows are what gets promoted
+        st = make_stack({"mode": "push", "sync": {"paused": False},
+                         "repository": {"provider": "github", "layout": "split"}, "promotion": {"api_base": fake.api_root}},
+                        repo="org/flows", flows=flowgen.example(tabs=3), configured=True)
+        fake.repos["org/flows"].branches = _Branches(st["remote"])
+        nr, rs, remote = st["nr"], st["rs"], st["remote"]
+        rs.app.service.wait_idle(30)
+        page = open_tab(browser, nr, nr_token)
+        page.wait_for_selector("#fg-promote", state="visible", timeout=20000)
+        assert not page.is_visible("#fg-banner-truth")  # push mode: no source-of-truth banner
+        # the checklist is the editor's own flows (tabs), in the editor's order
+        page.wait_for_function("document.querySelectorAll('#fg-promote-flows .fg-promote-flow').length === 3")
+        labels = page.locator("#fg-promote-flows label").all_text_contents()
+        assert labels == ["Flow 0", "Flow 1", "Flow 2"], labels
+        assert page.is_disabled("#fg-promote-button")  # nothing chosen, no target
+
+        page.check("#fg-promote-flow-t1")
+        page.fill("#fg-promote-target", "test")  # the current environment
+        assert "fg-invalid" in page.get_attribute("#fg-promote-target", "class")
+        wait_text(page, "#fg-promote-target-error", "current environment")
+        assert page.is_disabled("#fg-promote-button")
+        page.fill("#fg-promote-target", "prod env!")  # not an environment name
+        wait_text(page, "#fg-promote-target-error", "Letters, digits")
+        assert page.is_disabled("#fg-promote-button")
+        page.fill("#fg-promote-target", "production")
+        assert "fg-invalid" not in (page.get_attribute("#fg-promote-target", "class") or "")
+        page.fill("#fg-promote-title", "Ship Flow 1")
+        assert page.is_enabled("#fg-promote-button")
+        page.click("#fg-promote-button")
+
+        page.wait_for_selector("#fg-promote-link", timeout=60000)
+        assert page.get_attribute("#fg-promote-link", "href") == "https://github.example/org/flows/pull/1"
+        assert page.text_content("#fg-promote-link") == "#1"
+        assert fake.errors == []  # the pull request matched GitHub's documented API
+        pr = fake.repos["org/flows"].pulls[1]
+        assert pr["title"] == "Ship Flow 1" and pr["base"] == "main" and pr["head"].startswith("promote/test-to-production-")
+        wait_text(page, "#fg-promote-result", pr["head"])
+        promoted = json.loads(remote.factory.git("show", f"{pr['head']}:production/flows/flow-1.json", cwd=remote.path).stdout)
+        assert promoted[0]["id"] == "t1" and promoted[0]["label"] == "Flow 1"
+        listed = remote.factory.git("ls-tree", "-r", "--name-only", pr["head"], "--", "production", cwd=remote.path).stdout.split()
+        assert "production/flows/flow-0.json" not in listed  # only the chosen flow
+        assert CANARY not in page.content()
+        shot(page, "11-promote")
+
+        # the provider refuses the next one (rate limit spent): the error is shown instead of a link
+        fake.rate_limit_remaining = 0
+        page.click("#fg-promote-button")
+        page.wait_for_function("(document.querySelector('#fg-promote-result').textContent || '').includes('Promotion failed')",
+                               timeout=60000)
+        assert not page.is_visible("#fg-promote-link")
+        assert "fg-reason" in page.get_attribute("#fg-promote-result", "class")
+        fake.rate_limit_remaining = None
+        page.close()
+
+        # a read-only user sees the section, but cannot promote
+        page = open_tab(browser, nr, READER)
+        page.wait_for_selector("#fg-promote", state="visible", timeout=20000)
+        page.wait_for_function("document.querySelectorAll('#fg-promote-flows .fg-promote-flow').length === 3")
+        assert page.is_visible("#fg-promote-readonly")
+        assert page.is_disabled("#fg-promote-button") and page.is_disabled("#fg-promote-target")
+        assert page.is_disabled("#fg-promote-flow-t0")
+        page.close()
+        assert len(fake.repos["org/flows"].pulls) == 1
+    finally:
+        fake.stop()
+
+
+def test_import_errors_are_listed_until_the_files_are_fixed(browser, make_stack, nr_token):
+    from sidecar.core import layout
+
+    example = flowgen.example(tabs=3)
+    files = layout.split_files(example, "test", {}).files
+    st = make_stack({"mode": "bidirectional", "sync": {"paused": False}, "repository": {"layout": "split"}},
+                    files=files, flows=example, configured=True)
+    nr, rs, remote = st["nr"], st["rs"], st["remote"]
+    rs.app.service.wait_idle(30)
+    page = open_tab(browser, nr, nr_token)
+    wait_text(page, "#fg-state", "In sync")
+    assert page.is_visible("#fg-banner-truth")  # bidirectional: edits here may be overwritten from Git
+    assert page.is_visible("#fg-promote")  # an authoring environment can promote
+    assert not page.is_visible("#fg-import-errors")
+    _, rev = nr.flows()
+
+    remote.commit({"test/flows/flow-1.json": "[{ not json", "test/flows/flow-2.json": json.dumps({"id": "t2", "type": "tab"}),
+                   "test/flows/Flow 3 (copy).json": files["test/flows/flow-0.json"].replace('"t0', '"t9')},
+                  "Files that cannot be imported", author=("Grace Hopper", "grace@example.com"))
+    page.click("#fg-force-pull")
+    page.wait_for_selector("#fg-import-errors", state="visible", timeout=30000)
+    page.wait_for_function("document.querySelectorAll('#fg-import-error-list .fg-import-error').length === 3")
+    paths = page.locator("#fg-import-error-list .fg-import-path").all_text_contents()
+    assert paths == ["test/flows/Flow 3 (copy).json", "test/flows/flow-1.json", "test/flows/flow-2.json"], paths
+    messages = page.locator("#fg-import-error-list .fg-import-message").all_text_contents()
+    assert "invalid file name" in messages[0] and messages[1].startswith("not valid JSON") and "JSON array" in messages[2]
+    assert page.text_content("#fg-import-error-count").strip() == "(3)"
+    wait_text(page, "#fg-reason", "flows_invalid")
+    wait_text(page, "#fg-state", "Error")
+    assert nr.flows()[1] == rev  # nothing applied
+    shot(page, "12-import-errors")
+
+    fixed = remote.commit({"test/flows/flow-1.json": files["test/flows/flow-1.json"], "test/flows/flow-2.json": files["test/flows/flow-2.json"],
+                           "test/flows/Flow 3 (copy).json": None,
+                           "test/flows/flow-3-copy.json": files["test/flows/flow-0.json"].replace('"t0', '"t9')}, "Fix the files")
+    page.click("#fg-job-list .fg-job[data-status=failed] .fg-job-retry")
+    page.wait_for_function("t => document.querySelector('#fg-commit-local .fg-hash').textContent === t", arg=fixed[:8], timeout=30000)
+    page.wait_for_selector("#fg-import-errors", state="hidden", timeout=10000)
+    wait_text(page, "#fg-state", "In sync")
+    assert any(n["id"] == "t9" for n in nr.flows()[0])
     page.close()

@@ -614,3 +614,19 @@ def test_get_webhook_reveals_a_generated_secret_once_and_spots_a_broken_webhook(
     remote.commit({"flows.json": fg.dumps(fg.example(variant="x"))}, "Unannounced")
     assert rs.app.store.job(rs.app.engine.run(Trigger("timer"))).status == "succeeded"
     assert rs.stub.GetWebhook(pb.GetWebhookRequest(), metadata=rs.md).looks_broken is True
+
+
+@pytest.mark.matrix("attacks", "deliveries before the first configuration, then with the secret generated at that moment", "webhooks",
+                    expect="refused until configured; the first save generates the secret, shown once, and only it verifies")
+def test_the_first_saved_configuration_generates_the_webhook_secret(flowapp, repos, running_sidecar):
+    remote, first = make_repo(repos)
+    rs = running_sidecar(flowapp, "", extra={"webhooks": {"enabled": True}})
+    endpoint: WebhookEndpoint = rs.server.webhooks
+    assert rs.app.store.get(WEBHOOK_SECRET) is None and endpoint.secret() == ""
+    assert post(rs, P.gitea_push("anything", first)).status_code == 404  # not configured: no webhooks at all
+    rs.app.save_config({"repository": {"protocol": "file", "url": remote.file_url, "branch": "main"}})
+    secret = rs.stub.GetWebhook(pb.GetWebhookRequest(reveal_secret=True), metadata=rs.md).secret
+    assert secret and rs.stub.GetWebhook(pb.GetWebhookRequest(reveal_secret=True), metadata=rs.md).secret == ""
+    assert post(rs, P.gitea_push("not-" + secret, first)).status_code == 401
+    r = post(rs, P.gitea_push(secret, first))
+    assert r.status_code == 202 and r.json()["result"] == "ignored"  # verified; sync is paused after a first save

@@ -260,7 +260,8 @@ def gitlab_merge_request(secret: str, action: str = "merge", iid: int = 7, base:
         "project": _gitlab_project(),
         "object_attributes": {
             "id": 99, "iid": iid, "target_branch": base, "source_branch": head, "source_project_id": 15,
-            "target_project_id": 15, "title": "Promote flows to production", "state": "merged" if merged else "opened",
+            "target_project_id": 15, "title": "Promote flows to production",
+            "state": {"merge": "merged", "close": "closed"}.get(action, "opened"),
             "merge_status": "can_be_merged", "description": "", "url": f"https://gitlab.example.com/{OWNER}/{REPO}/-/merge_requests/{iid}",
             "last_commit": {"id": last_commit, "message": "Promote", "title": "Promote", "timestamp": "2024-05-15T09:20:55+02:00",
                             "url": f"https://gitlab.example.com/{OWNER}/{REPO}/-/commit/{last_commit}",
@@ -420,3 +421,26 @@ def push(provider: str, secret: str, after: str, branch: str = BRANCH, **kw) -> 
 
 
 PROVIDERS = ("github", "gitlab", "bitbucket", "gitea")
+PR_STATES = ("merged", "closed", "opened")
+
+
+def pull_request(provider: str, secret: str, state: str = "merged", number: int = 1, base: str = BRANCH,
+                 head: str = "promote/dev-to-production", head_sha: str | None = None, merge_sha: str | None = None) -> Delivery:
+    """A pull/merge request event as `provider` sends it when the request is `state`:
+    "merged" (GitHub/Gitea `closed` + `merged: true`, GitLab action `merge`, Bitbucket
+    `pullrequest:fulfilled`), "closed" without a merge (`closed` + `merged: false`,
+    `close`, `pullrequest:rejected`) or "opened" (`opened`, `open`, `pullrequest:created`)."""
+    if state not in PR_STATES:
+        raise ValueError(f"state must be one of {PR_STATES}")
+    merged = state == "merged"
+    if provider == "gitlab":
+        action = {"merged": "merge", "closed": "close", "opened": "open"}[state]
+        return gitlab_merge_request(secret, action=action, iid=number, base=base, head=head, last_commit=head_sha,
+                                    merge_sha=merge_sha)
+    if provider == "bitbucket":
+        event = {"merged": "fulfilled", "closed": "rejected", "opened": "created"}[state]
+        return bitbucket_pull_request(secret, event=event, pr_id=number, base=base, head=head, head_sha=head_sha,
+                                      merge_sha=merge_sha)
+    builder = {"github": github_pull_request, "gitea": gitea_pull_request}[provider]
+    return builder(secret, action="opened" if state == "opened" else "closed", merged=merged, number=number, base=base,
+                   head=head, head_sha=head_sha, merge_sha=merge_sha)

@@ -11,6 +11,13 @@
   const MIN_INTERVAL = 120;
   const SECRET_PATH = /^global\.SECRETS(\.[A-Za-z0-9_][A-Za-z0-9_-]*)+$/;
   const SCP_URL = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:\S+$/;
+  // An environment name as the sidecar accepts it for a promotion target (sidecar/promote.py).
+  const ENVIRONMENT = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+  // Modes whose Flow App is a source of promotions (SPEC V6): its flows are authored here
+  // (push, bidirectional) or arrived by a merged promotion and move on to the next stage
+  // (promotion). In pull mode the repository is the source of truth: promote from where
+  // the flows are authored.
+  const PROMOTE_MODES = ["push", "bidirectional", "promotion"];
 
   const STATES = {
     SYNC_STATE_NOT_CONFIGURED: { key: "notConfigured", cls: "muted", icon: "fa-plug" },
@@ -82,6 +89,7 @@
       failedModules: (recovery.failedModules || []).slice(),
       remote: commitView(st.remote), local: commitView(st.local),
       health: ["healthy", "pending_retries", "failed"].includes(st.health) ? st.health : "",
+      importErrors: importErrorsView(st),
       locked: Boolean(st.configured && !st.paused),
       paused: Boolean(st.configured && st.paused), configured: Boolean(st.configured),
     };
@@ -160,6 +168,57 @@
       retryable: status === "failed" || status === "interrupted" };
   }
 
+  /** V7: the files the last read of the repository could not import, by path. */
+  function importErrorsView(status) {
+    return ((status && status.importErrors) || [])
+      .filter((e) => e && e.path)
+      .map((e) => ({ path: String(e.path), message: String(e.message || "") }))
+      .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /** Why a promotion target is not acceptable (a message key under gitops.promote.error), or null. */
+  function targetEnvironmentError(value, current) {
+    const v = String(value || "").trim();
+    if (!v) return "required";
+    if (!ENVIRONMENT.test(v)) return "environment";
+    if (current && v === current) return "sameEnvironment";
+    return null;
+  }
+
+  /** The editor's flows (tabs, from RED.nodes.eachWorkspace) as checklist items, in editor order. */
+  function promoteFlows(workspaces) {
+    return (workspaces || []).filter((w) => w && w.id)
+      .map((w) => ({ id: String(w.id), label: String(w.label || w.id), disabled: Boolean(w.disabled) }));
+  }
+
+  /** The Promote section: whether it shows, the checklist, the target's error, whether
+   *  Promote can be pressed, and the request it sends. `selected` is a Set of flow ids. */
+  function promoteView(p) {
+    const st = (p && p.status) || {};
+    const selected = (p && p.selected) || new Set();
+    const visible = Boolean(st.configured) && PROMOTE_MODES.includes(st.mode);
+    const flows = promoteFlows(p && p.flows).map((f) => Object.assign(f, { checked: selected.has(f.id) }));
+    const flowIds = flows.filter((f) => f.checked).map((f) => f.id);
+    const target = String((p && p.target) || "").trim();
+    const targetError = targetEnvironmentError(target, st.environment || "");
+    const readOnly = Boolean(p && p.canWrite === false);
+    return {
+      visible, flows, readOnly, targetError,
+      showTargetError: Boolean(targetError && targetError !== "required"),
+      canPromote: visible && !readOnly && !(p && p.busy) && flowIds.length > 0 && !targetError,
+      request: { flowIds, targetEnvironment: target, title: String((p && p.title) || "").trim() },
+    };
+  }
+
+  /** What the Promote RPC's answer or failure shows: a link to the pull request, or the error. */
+  function promoteOutcome(res, err) {
+    if (err) return { kind: "failed", message: String(err.message || err) };
+    const r = res || {};
+    const url = /^https?:\/\//i.test(String(r.url || "")) ? String(r.url) : ""; // a link only to a web page
+    return { kind: "opened", number: String(r.number || ""), url, branch: String(r.branch || ""),
+      files: (r.files || []).length };
+  }
+
   /** Fold a WatchStatus message into the page model. */
   function applyEvent(model, msg, now) {
     const next = Object.assign({}, model, { lastEventAt: now });
@@ -177,5 +236,6 @@
   }
 
   return { liveUpdates, countdown, statusView, commitView, validateForm, protocolMismatch, branchError, secretPathError,
-    formFromConfig, configFromForm, applyEvent, jobView, STATES, MIN_INTERVAL };
+    formFromConfig, configFromForm, applyEvent, jobView, importErrorsView, targetEnvironmentError, promoteFlows, promoteView,
+    promoteOutcome, STATES, MIN_INTERVAL, PROMOTE_MODES };
 });

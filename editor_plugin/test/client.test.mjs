@@ -153,6 +153,7 @@ describe("against a real sidecar", { timeout: 180000 }, () => {
     assert.equal(status.local.body, "With a body.");
     assert.equal(status.paused, false); // implicit values are present
     assert.equal(status.intervalSeconds, 120);
+    assert.deepEqual(status.importErrors, []); // repeated fields are present too: nothing failed to import
     assert.match(status.seq, /^\d+$/); // int64 as a decimal string
     assert.ok(!Number.isNaN(Date.parse(status.nextSyncAt)), status.nextSyncAt);
   });

@@ -103,6 +103,71 @@ test("events fold into the model; a new local commit means 'deployed from Git'",
   assert.equal(m.lastEventAt, NOW + 4);
 });
 
+test("import errors: listed by path when present, nothing otherwise", () => {
+  const st = { state: "SYNC_STATE_ERROR", configured: true, importErrors: [
+    { path: "prod/flows/z.json", message: "not valid JSON: Expecting value at line 1 column 2" },
+    { path: "prod/flows/My Flow.json", message: "invalid file name 'My Flow.json'" },
+    { path: "", message: "a nameless entry is dropped" }] };
+  assert.deepEqual(V.statusView(st, NOW).importErrors, [
+    { path: "prod/flows/My Flow.json", message: "invalid file name 'My Flow.json'" },
+    { path: "prod/flows/z.json", message: "not valid JSON: Expecting value at line 1 column 2" }]);
+  assert.deepEqual(V.statusView({ state: "SYNC_STATE_IN_SYNC", importErrors: [] }, NOW).importErrors, []);
+  assert.deepEqual(V.statusView({}, NOW).importErrors, []); // an older sidecar without the field
+});
+
+test("promotion target: the sidecar's environment-name rule, never the current environment", () => {
+  assert.equal(V.targetEnvironmentError("production", "staging"), null);
+  assert.equal(V.targetEnvironmentError("  prod-2.eu_west  ", "staging"), null);
+  assert.equal(V.targetEnvironmentError("P" + "x".repeat(62), "staging"), null); // 63 characters
+  assert.equal(V.targetEnvironmentError("P" + "x".repeat(63), "staging"), "environment");
+  assert.equal(V.targetEnvironmentError("", "staging"), "required");
+  assert.equal(V.targetEnvironmentError("   ", "staging"), "required");
+  for (const bad of ["-prod", ".prod", "_prod", "prod env", "prod/eu", "prod!", "prüf"]) {
+    assert.equal(V.targetEnvironmentError(bad, "staging"), "environment", bad);
+  }
+  assert.equal(V.targetEnvironmentError("staging", "staging"), "sameEnvironment");
+  assert.equal(V.targetEnvironmentError("Staging", "staging"), null); // names are case-sensitive, as in the sidecar
+});
+
+test("promote section: shown in the source modes, a checklist from the editor, enabled only when complete", () => {
+  const ws = [{ id: "t1", label: "Orders" }, { id: "t2", label: "" }, { id: "t3", label: "Old", disabled: true }, null];
+  assert.deepEqual(V.promoteFlows(ws), [{ id: "t1", label: "Orders", disabled: false }, { id: "t2", label: "t2", disabled: false },
+    { id: "t3", label: "Old", disabled: true }]);
+  const status = { configured: true, mode: "push", environment: "staging" };
+  const base = { status, flows: ws, selected: new Set(["t1"]), target: "production", title: " Release 5 ", canWrite: true, busy: false };
+  const v = V.promoteView(base);
+  assert.equal(v.visible, true);
+  assert.equal(v.canPromote, true);
+  assert.deepEqual(v.flows.map((f) => [f.id, f.checked]), [["t1", true], ["t2", false], ["t3", false]]);
+  assert.deepEqual(v.request, { flowIds: ["t1"], targetEnvironment: "production", title: "Release 5" });
+  // the modes: the source of a promotion (push, bidirectional, promotion), never pull or off
+  for (const mode of ["push", "bidirectional", "promotion"]) assert.equal(V.promoteView({ ...base, status: { ...status, mode } }).visible, true, mode);
+  for (const mode of ["pull", "off", ""]) assert.equal(V.promoteView({ ...base, status: { ...status, mode } }).visible, false, mode);
+  assert.equal(V.promoteView({ ...base, status: { ...status, configured: false } }).visible, false);
+  assert.deepEqual(V.PROMOTE_MODES, ["push", "bidirectional", "promotion"]);
+  // incomplete or not allowed: Promote is disabled
+  assert.equal(V.promoteView({ ...base, selected: new Set() }).canPromote, false);
+  assert.equal(V.promoteView({ ...base, selected: new Set(["gone"]) }).canPromote, false); // a flow no longer in the editor
+  const same = V.promoteView({ ...base, target: "staging" });
+  assert.deepEqual([same.canPromote, same.targetError, same.showTargetError], [false, "sameEnvironment", true]);
+  const empty = V.promoteView({ ...base, target: "" });
+  assert.deepEqual([empty.canPromote, empty.targetError, empty.showTargetError], [false, "required", false]); // no red before typing
+  const reader = V.promoteView({ ...base, canWrite: false });
+  assert.deepEqual([reader.visible, reader.readOnly, reader.canPromote], [true, true, false]);
+  assert.equal(V.promoteView({ ...base, busy: true }).canPromote, false); // one request at a time
+  assert.equal(V.promoteView({}).visible, false);
+});
+
+test("promote outcome: a link to the pull request, or the error", () => {
+  const ok = V.promoteOutcome({ branch: "promote/staging-to-production-1", commit: "c", number: "12",
+    url: "https://github.example/org/flows/pull/12", files: ["production/flows/orders.json", "production/config-nodes.json"] });
+  assert.deepEqual(ok, { kind: "opened", number: "12", url: "https://github.example/org/flows/pull/12",
+    branch: "promote/staging-to-production-1", files: 2 });
+  assert.equal(V.promoteOutcome({ number: "3", url: "javascript:alert(1)" }).url, ""); // never a script link
+  assert.deepEqual(V.promoteOutcome(null, { code: "invalid_argument", message: "production already has these flows" }),
+    { kind: "failed", message: "production already has these flows" });
+});
+
 test("the message catalog is complete in every language", () => {
   const fs = require("node:fs");
   const path = require("node:path");
@@ -125,7 +190,12 @@ test("the message catalog is complete in every language", () => {
   for (const k of ["required", "protocolMismatch", "branch", "interval", "secretFormat", "secretMissing", "protocol"]) {
     assert.ok(en.includes(`gitops.config.error.${k}`), k);
   }
+  for (const k of ["required", "environment", "sameEnvironment"]) assert.ok(en.includes(`gitops.promote.error.${k}`), k);
+  for (const k of ["title", "hint"]) assert.ok(en.includes(`gitops.importErrors.${k}`), k);
   // and every catalog key the page uses is in the catalog
   const html = fs.readFileSync(path.join(__dirname, "..", "gitops.html"), "utf8");
-  for (const m of html.matchAll(/["'](gitops\.[a-zA-Z.]+)["']/g)) assert.ok(en.includes(m[1]), `${m[1]} missing from the catalog`);
+  const permissions = ["gitops.read", "gitops.write"]; // Node-RED permission names, not catalog keys
+  for (const m of html.matchAll(/["'](gitops\.[a-zA-Z.]+)["']/g)) {
+    if (!permissions.includes(m[1])) assert.ok(en.includes(m[1]), `${m[1]} missing from the catalog`);
+  }
 });

@@ -18,6 +18,7 @@ import os
 import shlex
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import git as gitpython
 
@@ -40,9 +41,29 @@ _HELPER = '!f() { test "$1" = get && printf "username=%s\\npassword=%s\\n" "$FLO
 _UNSET = ("GIT_ASKPASS", "SSH_ASKPASS", "GIT_SSH", "GIT_SSH_COMMAND", "SSH_AUTH_SOCK", "GIT_DIR", "GIT_WORK_TREE", "GIT_SSL_CAINFO")
 
 
-def classify(stderr: str) -> tuple[str, str]:
-    """A reason code and a short message for a failed git network command."""
+_NO_SPACE = ("no space left on device", "out of diskspace", "disk quota exceeded")
+
+
+def server_name(url: str) -> str:
+    """host[:port] of a repository URL (for messages): `https://h:1/x`, `ssh://u@h:2/x`, `u@h:x`."""
+    if "://" in url:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        return f"{host}:{parts.port}" if parts.port else host
+    return url.rpartition("@")[2].partition(":")[0] if ":" in url else ""
+
+
+def classify(stderr: str, server: str = "") -> tuple[str, str]:
+    """A reason code and a short message for a failed git network command.
+
+    `server` (host[:port]) is named in network messages; the quoted git line is the first
+    one that says what went wrong (a refused connection, a reset), not git's last words
+    ("unpack-objects failed", "and the repository exists.")."""
     s = stderr.lower()
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    full = next((x for x in lines if any(n in x.lower() for n in _NO_SPACE)), "")
+    if full and not full.lower().startswith("remote:"):
+        return GIT_ERROR, f"no space left on device: git could not write to the local repository in data_dir ({full[:200]})"
     if "couldn't find remote ref" in s:
         return GIT_BRANCH_MISSING, "the branch does not exist in the repository (names are case-sensitive)"
     if "remote host identification has changed" in s or "host key verification failed" in s or "no matching host key" in s:
@@ -55,12 +76,13 @@ def classify(stderr: str) -> tuple[str, str]:
         return GIT_UNREACHABLE, "the repository was not found at the configured URL"
     if "certificate" in s or "ssl" in s and "verify" in s:
         return GIT_UNREACHABLE, "the Git server's TLS certificate is not trusted"
-    for needle in ("could not resolve", "connection refused", "connection timed out", "timed out", "couldn't connect",
-                   "network is unreachable", "connection reset", "early eof", "broken pipe", "operation too slow",
-                   "unable to access", "connection closed", "returned error: 5", "remote end hung up"):
-        if needle in s:
-            first = stderr.strip().splitlines()[-1][:200] if stderr.strip() else needle
-            return GIT_UNREACHABLE, f"the Git server could not be reached: {first}"
+    needles = ("could not resolve", "connection refused", "connection timed out", "timed out", "couldn't connect",
+               "network is unreachable", "connection reset", "early eof", "broken pipe", "operation too slow",
+               "unable to access", "connection closed", "closed by remote host", "returned error: 5", "remote end hung up")
+    if any(n in s for n in needles):
+        first = next((x for x in lines if any(n in x.lower() for n in needles)), "")[:200]
+        where = f" {server}" if server else ""
+        return GIT_UNREACHABLE, f"the Git server{where} could not be reached: {first}"
     last = stderr.strip().splitlines()[-1][:300] if stderr.strip() else "git failed"
     return GIT_ERROR, last
 
@@ -77,6 +99,7 @@ class GitSource:
         self.agent = SshAgent(runtime_dir / "ssh", runner)
         self.round_trips = 0  # network commands run (ls-remote + fetch), for tests and metrics
         self.provider = provider.detect(cfg.url, cfg.provider)
+        self.server = server_name(cfg.url)  # host[:port], named in network errors
         self._repo_obj: gitpython.Repo | None = None
         self._probe = SmartHttpProbe(cfg.url, cfg.ca_file) if cfg.protocol == "https" else None
 
@@ -141,15 +164,18 @@ class GitSource:
         return str(path)
 
     def _run(self, args: list[str], network: bool = False, timeout: float | None = None, extra_env: dict | None = None,
-             stdin: bytes | None = None) -> RunResult:
+             stdin: bytes | None = None, config: tuple[str, ...] = ()) -> RunResult:
         env, secrets = self._env() if network else ({"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "LC_ALL": "C"}, [])
         env.update(extra_env or {})
         if network:
             self.round_trips += 1
-        res = self.runner.run(["git", f"--git-dir={self.git_dir}", *args], timeout=timeout or self.cfg.timeout,
+        limit = timeout or self.cfg.timeout
+        options = [x for kv in config for x in ("-c", kv)]
+        res = self.runner.run(["git", f"--git-dir={self.git_dir}", *options, *args], timeout=limit,
                               env=env, secrets=secrets, unset=_UNSET, stdin=stdin)
         if res.timed_out:
-            raise SyncError(GIT_TIMEOUT, f"git {args[0]} took longer than {self.cfg.timeout:g} s and was stopped")
+            where = f" with the Git server {self.server}" if network and self.server else ""
+            raise SyncError(GIT_TIMEOUT, f"git {args[0]}{where} timed out: it took longer than {limit:g} s and was stopped")
         return res
 
     def _ensure_repo(self) -> None:
@@ -179,7 +205,7 @@ class GitSource:
         if res.returncode == 2:
             raise SyncError(GIT_BRANCH_MISSING, f"branch {self.cfg.branch!r} does not exist in the repository (names are case-sensitive)")
         if not res.ok:
-            code, message = classify(res.stderr)
+            code, message = classify(res.stderr, self.server)
             log.info("git ls-remote failed (%s): %s", code, res.stderr.strip()[-500:])
             raise SyncError(code, message)
         for line in res.stdout.decode().splitlines():
@@ -188,6 +214,24 @@ class GitSource:
                 return sha
         raise SyncError(GIT_BRANCH_MISSING, f"branch {self.cfg.branch!r} does not exist in the repository (names are case-sensitive)")
 
+    def branch_head(self, branch: str) -> str | None:
+        """The tip of another branch on the remote (one `ls-remote`), or None when the
+        remote has no such branch. Promotion uses it to find a branch an earlier attempt
+        already pushed."""
+        self._ensure_repo()
+        ref = f"refs/heads/{branch}"
+        res = self._run(["ls-remote", "--exit-code", "origin", ref], network=True)
+        if res.returncode == 2:
+            return None
+        if not res.ok:
+            code, message = classify(res.stderr, self.server)
+            raise SyncError(code, message)
+        for line in res.stdout.decode().splitlines():
+            sha, _, name = line.partition("\t")
+            if name == ref:
+                return sha
+        return None
+
     def has_commit(self, sha: str) -> bool:
         return bool(sha) and (self.git_dir / "HEAD").exists() and self._run(["cat-file", "-e", f"{sha}^{{commit}}"]).ok
 
@@ -195,10 +239,20 @@ class GitSource:
         """Fetch the branch (following force pushes) and return the fetched head."""
         self._ensure_repo()
         b = self.cfg.branch
-        res = self._run(["fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{b}:refs/remotes/origin/{b}"], network=True)
-        if not res.ok:
-            code, message = classify(res.stderr)
-            raise SyncError(code, message)
+        # fetch.unpackLimit=1: the objects arrive as one pack that becomes visible only when it is
+        # complete. Unpacked into loose objects, a fetch cut off mid-transfer (reset, timeout, full
+        # disk) left the commit without its files, and has_commit() then skipped every later fetch.
+        try:
+            res = self._run(["fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{b}:refs/remotes/origin/{b}"],
+                            network=True, config=("fetch.unpackLimit=1",))
+            if not res.ok:
+                code, message = classify(res.stderr, self.server)
+                raise SyncError(code, message)
+        except SyncError:
+            # one job at a time owns the repository: a pack still being written is ours, and dead
+            for tmp in (self.git_dir / "objects" / "pack").glob("tmp_*"):
+                tmp.unlink(missing_ok=True)
+            raise
         self._forget_repo()
         out = self._run(["rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{b}^{{commit}}"])
         if not out.ok:
@@ -303,7 +357,7 @@ class GitSource:
         text = res.stderr + res.stdout.decode("utf-8", "replace")
         if "non-fast-forward" in text or "[rejected]" in text or "fetch first" in text:
             raise SyncError(GIT_PUSH_REJECTED, "the branch moved on the remote (non-fast-forward); rebasing and retrying")
-        code, message = classify(res.stderr)
+        code, message = classify(res.stderr, self.server)
         raise SyncError(code, message)
 
     @staticmethod

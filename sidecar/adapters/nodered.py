@@ -21,8 +21,9 @@ import websocket
 
 from ..core.errors import (
     NODERED_AUTH, NODERED_CONFLICT, NODERED_NOT_RUNNING, NODERED_REJECTED, NODERED_UNREACHABLE, TYPES_MISSING,
-    SyncError,
+    SyncError, network_reason,
 )
+from ..failpoints import failpoint
 
 log = logging.getLogger("flow_gitops.nodered")
 
@@ -58,10 +59,12 @@ class NodeRed:
         self.calls += 1
         try:
             resp = self.session.request(method, self.base + path, timeout=self.timeout, **kw)
-        except requests.Timeout:
-            raise SyncError(NODERED_UNREACHABLE, f"the Flow App did not answer {method} {path} within {self.timeout:g} s") from None
         except requests.RequestException as exc:
-            raise SyncError(NODERED_UNREACHABLE, f"the Flow App is unreachable at {self.base} ({type(exc).__name__})") from None
+            reason = network_reason(exc)  # a timeout while reading the body comes as a ConnectionError
+            if reason == "timed out":
+                raise SyncError(NODERED_UNREACHABLE, f"the Flow App at {self.base} did not answer {method} {path} within "
+                                                     f"{self.timeout:g} s (timed out)") from None
+            raise SyncError(NODERED_UNREACHABLE, f"the Flow App is unreachable at {self.base}: {reason} ({method} {path})") from None
         if resp.status_code == 401:
             raise SyncError(NODERED_AUTH, f"the Flow App refused the admin token (HTTP 401 on {method} {path})")
         if resp.status_code == 403:
@@ -133,6 +136,7 @@ class NodeRed:
                 data=json.dumps({"rev": rev, "flows": flows}),
             ).json()
             new_rev = body.get("rev", "")
+            failpoint("confirm")  # tests: Node-RED took the flows, the start is not confirmed yet
             comms.wait_started(new_rev, timeout=self.confirm_timeout, expect_missing=expect_missing)
         return new_rev
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..core.errors import SyncError
+from ..failpoints import failpoint
 from .runner import RunResult, Runner
 
 INSTALL_ARGS = ["--no-audit", "--no-update-notifier", "--no-fund", "--save", "--save-prefix=~", "--omit=dev", "--engine-strict"]
@@ -24,6 +25,9 @@ DEFAULT_REGISTRY = "https://registry.npmjs.org/"
 def explain(output: str) -> str:
     """A short reason from npm's output."""
     s = output
+    stopped = next((line.strip() for line in s.splitlines() if "timed out: npm took longer than" in line), "")
+    if stopped:  # our own timeout (install): the registry answered too slowly or not at all
+        return stopped[stopped.find("the registry"):][:200]
     for code, text in (("E404", "not found in the registry"), ("ETARGET", "no version matches the requested range"),
                        ("EBADENGINE", "needs a different Node.js or Node-RED version"), ("ENOTFOUND", "the registry host was not found"),
                        ("ECONNREFUSED", "the registry refused the connection"), ("ECONNRESET", "the connection to the registry was reset"),
@@ -69,7 +73,8 @@ class Npm:
         return env, [token]
 
     def install(self, target: str) -> RunResult:
-        """`npm install <target>` in the userDir. Returns the run; raises only on a timeout."""
+        """`npm install <target>` in the userDir. Returns the run; a timeout is a failed run whose
+        output says so (an attempt like any other: retried, then reported with the rest, D4)."""
         if not self.user_dir or not os.path.isdir(self.user_dir):
             raise SyncError(NPM_FAILED, f"the Flow App's userDir {self.user_dir!r} is not available to the sidecar "
                                         "(set flow_app.user_dir to the shared volume)", retryable=False)
@@ -79,7 +84,11 @@ class Npm:
         res = self.runner.run([self.npm, "install", *INSTALL_ARGS, "--fetch-retries=0", f"--registry={self.registry}", *scope, "--", target],
                               timeout=self.timeout, env=env, cwd=self.user_dir, secrets=secrets)
         if res.timed_out:
-            raise SyncError(NPM_FAILED, f"npm install {target} took longer than {self.timeout:g} s and was stopped")
+            where = urlsplit(self.registry).netloc.rpartition("@")[2]
+            res.stderr = (res.stderr + f"\nnpm install {target}: the registry {where} timed out: "
+                                       f"npm took longer than {self.timeout:g} s and was stopped").strip()
+        if res.ok:
+            failpoint("install")  # tests: the module is on disk, Node-RED has not loaded it
         return res
 
     def installed(self) -> dict[str, str]:

@@ -1,11 +1,18 @@
 """Pull and merge requests on GitHub, GitLab, Bitbucket Cloud and Gitea (V6 promotion).
 
 The contract: `client_for(repo_url, token)` gives a `ProviderClient` that opens a
-pull/merge request from a branch that is already pushed, and reads one back as a
-`PullRequest`. `merge_commit_sha` is set only once `state == "merged"` and is then
-a full 40-hex SHA: the commit the target branch holds after the merge (merge,
-squash or fast-forward). Before that, GitHub's own `merge_commit_sha` is a throw-away
-test merge and is deliberately not exposed.
+pull/merge request from a branch that is already pushed, reads one back as a
+`PullRequest`, and finds the open one from a branch into another
+(`find_open_pull_request`, with each provider's documented list call: GitHub
+`GET /pulls?head=owner:branch&base=…&state=open`, GitLab
+`GET /merge_requests?source_branch=…&target_branch=…&state=opened`, Bitbucket
+`GET /pullrequests?q=source.branch.name="…" AND …`, Gitea `GET /pulls?state=open`
+paged and matched on `head.ref`).
+
+`merge_commit_sha` is set only once `state == "merged"` and is then a full 40-hex
+SHA: the commit the target branch holds after the merge (merge, squash or
+fast-forward). Before that, GitHub's own `merge_commit_sha` is a throw-away test
+merge and is deliberately not exposed.
 
 Every failure leaves this module as a `SyncError` with a `provider_*` code (below);
 its message carries the provider's own words where useful and never the token, and
@@ -19,12 +26,12 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Protocol
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
 
 import requests
 
@@ -39,6 +46,7 @@ PROVIDER_UNREACHABLE = "provider_unreachable"
 PROVIDER_BAD_RESPONSE = "provider_bad_response"
 
 OPEN, MERGED, CLOSED = "open", "merged", "closed"
+MAX_PAGES = 20  # list calls stop after this many pages (1,000 open requests and more)
 USER_AGENT = "flow-gitops"
 GITHUB_API_VERSION = "2022-11-28"
 
@@ -154,6 +162,11 @@ class ProviderClient(Protocol):
     def get_pull_request(self, number: int) -> PullRequest:
         """The request's current state; `merge_commit_sha` once merged."""
 
+    def find_open_pull_request(self, base: str, head: str) -> PullRequest | None:
+        """The open request from branch `head` of this repository (not a fork) into
+        `base`, or None: how a retried promotion finds the request an earlier attempt
+        opened (or whose answer it lost)."""
+
 
 def _provider_message(resp: requests.Response) -> str:
     """The provider's own explanation, from any of the four error shapes."""
@@ -236,6 +249,24 @@ class _RestClient:
         return {"Accept": "application/json", "User-Agent": USER_AGENT}
 
     def _request(self, method: str, path: str, payload: dict | None = None) -> dict:
+        body = self._send(method, path, payload)
+        if not isinstance(body, dict):
+            raise SyncError(PROVIDER_BAD_RESPONSE, f"{self.name} answered {method} {path} on {unquote(self.target.repo)} "
+                                                   "with no JSON object")
+        return body
+
+    def _list(self, path: str, query: dict[str, str], what: str | None = None) -> tuple[list, dict | None]:
+        """A GET whose answer is a list: a JSON array (GitHub, GitLab, Gitea) or a page
+        object with `values` (Bitbucket; the page object is returned too, for `next`).
+        `path` may be a full URL on the API's own origin (a Bitbucket `next` link)."""
+        body = self._send("GET", path, None, query)
+        if isinstance(body, list):
+            return body, None
+        if isinstance(body, dict) and isinstance(body.get("values"), list):
+            return body["values"], body
+        raise SyncError(PROVIDER_BAD_RESPONSE, f"{self.name} answered {what or 'GET ' + path} with no list")
+
+    def _send(self, method: str, path: str, payload: dict | None = None, query: dict[str, str] | None = None) -> Any:
         token = self.token()
         if not token:
             raise SyncError(SECRET_MISSING, f"no {self.name} API token is configured", retryable=False)
@@ -244,8 +275,16 @@ class _RestClient:
         if payload is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(payload).encode()
-        what = f"{method} {path} on {unquote(self.target.repo)}"
-        url = self.target.repo_base + path
+        if path.startswith(("http://", "https://")):
+            # A link the provider gave (pagination): only ever on the API's own origin.
+            if urlsplit(path)[:2] != urlsplit(self.target.root)[:2]:
+                raise SyncError(PROVIDER_BAD_RESPONSE, f"{self.name} gave a page link to another host", retryable=False)
+            url, shown = path, urlsplit(path).path
+        else:
+            url, shown = self.target.repo_base + path, path
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode(query, quote_via=quote)
+        what = f"{method} {shown} on {unquote(self.target.repo)}"
         for _ in range(4):
             self.calls += 1
             try:
@@ -262,12 +301,9 @@ class _RestClient:
         if resp.status_code >= 400:
             raise self._error(resp, what, token)
         try:
-            body = resp.json()
+            return resp.json()
         except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise SyncError(PROVIDER_BAD_RESPONSE, f"{self.name} answered {what} with HTTP {resp.status_code} but no JSON object")
-        return body
+            raise SyncError(PROVIDER_BAD_RESPONSE, f"{self.name} answered {what} with HTTP {resp.status_code} but no JSON") from None
 
     def _follow(self, resp: requests.Response, url: str, method: str, what: str) -> str:
         """A renamed repository answers with a redirect; follow it only on the same
@@ -307,6 +343,26 @@ class _RestClient:
             return SyncError(PROVIDER_UNREACHABLE, f"{self.name} answered HTTP {status} on {what}")
         return SyncError(PROVIDER_REJECTED, f"{self.name} rejected {what} (HTTP {status}){said_part}", retryable=False)
 
+    # --- finding an open request ---------------------------------------------------
+    def find_open_pull_request(self, base: str, head: str) -> PullRequest | None:
+        # Filtered on our side too: a filter the server does not apply (GitHub ignores a
+        # malformed `head`) must not make another request look like ours.
+        for item in self._open_candidates(base, head):
+            if not isinstance(item, dict) or not self._same_repository(item):
+                continue
+            pr = self._parse(item, "the pull request list")
+            if pr.state == OPEN and pr.head == head and pr.base == base:
+                return pr
+        return None
+
+    def _open_candidates(self, base: str, head: str) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def _same_repository(self, item: dict) -> bool:
+        """Whether the request's source branch lives in this repository (not a fork);
+        True when the object does not say."""
+        return True
+
     def _parse(self, body: dict, what: str) -> PullRequest:
         try:
             return self._pull_request(body)
@@ -335,6 +391,15 @@ class GitHubClient(_RestClient):
     def get_pull_request(self, number: int) -> PullRequest:
         return self._parse(self._request("GET", f"/pulls/{int(number)}"), f"GET /pulls/{number}")
 
+    def _open_candidates(self, base: str, head: str) -> Iterator[Any]:
+        # `head` must be "owner:branch"; at most one open request exists per head and base.
+        owner = unquote(self.target.repo.split("/", 1)[0])
+        items, _ = self._list("/pulls", {"state": "open", "head": f"{owner}:{head}", "base": base, "per_page": "100"})
+        yield from items
+
+    def _same_repository(self, item: dict) -> bool:
+        return _github_style_same_repository(item)
+
     def _pull_request(self, body: dict) -> PullRequest:
         return _github_style(body)
 
@@ -354,8 +419,34 @@ class GiteaClient(_RestClient):
     def get_pull_request(self, number: int) -> PullRequest:
         return self._parse(self._request("GET", f"/pulls/{int(number)}"), f"GET /pulls/{number}")
 
+    PAGE = 50  # Gitea's default [api] MAX_RESPONSE_ITEMS caps `limit` at 50
+
+    def _open_candidates(self, base: str, head: str) -> Iterator[Any]:
+        # The list has no branch filter: page through the open requests and match.
+        for page in range(1, MAX_PAGES + 1):
+            items, _ = self._list("/pulls", {"state": "open", "page": str(page), "limit": str(self.PAGE)})
+            yield from items
+            if len(items) < self.PAGE:
+                return
+
+    def _same_repository(self, item: dict) -> bool:
+        return _github_style_same_repository(item)
+
     def _pull_request(self, body: dict) -> PullRequest:
         return _github_style(body)
+
+
+def _github_style_same_repository(item: dict) -> bool:
+    head, base = item.get("head") or {}, item.get("base") or {}
+    if "repo" in head and "repo" in base and isinstance(base["repo"], dict):
+        if not isinstance(head["repo"], dict):
+            return False  # the fork was deleted
+        for key in ("id", "full_name"):
+            if head["repo"].get(key) is not None and base["repo"].get(key) is not None:
+                return head["repo"][key] == base["repo"][key]
+    if head.get("repo_id") is not None and base.get("repo_id") is not None:  # Gitea
+        return head["repo_id"] == base["repo_id"]
+    return True
 
 
 def _github_style(body: dict) -> PullRequest:
@@ -390,6 +481,16 @@ class GitLabClient(_RestClient):
 
     def get_pull_request(self, number: int) -> PullRequest:
         return self._parse(self._request("GET", f"/merge_requests/{int(number)}"), f"GET /merge_requests/{number}")
+
+    def _open_candidates(self, base: str, head: str) -> Iterator[Any]:
+        # GitLab allows one open merge request per source branch; filtered on both ends.
+        items, _ = self._list("/merge_requests", {"state": "opened", "source_branch": head, "target_branch": base,
+                                                  "per_page": "100"})
+        yield from items
+
+    def _same_repository(self, item: dict) -> bool:
+        source, target = item.get("source_project_id"), item.get("target_project_id")
+        return source is None or target is None or source == target
 
     def _pull_request(self, body: dict) -> PullRequest:
         state = self._STATES[body["state"]]
@@ -439,6 +540,25 @@ class BitbucketClient(_RestClient):
             pr = PullRequest(pr.number, pr.url, pr.state, full, pr.head_sha, pr.base, pr.head)
         return pr
 
+    def _open_candidates(self, base: str, head: str) -> Iterator[Any]:
+        # BBQL: string values in double quotes, `\` and `"` escaped with a backslash.
+        query = " AND ".join(f'{field} = "{_bbql_string(value)}"' for field, value in (
+            ("source.branch.name", head), ("destination.branch.name", base), ("state", "OPEN")))
+        link: str = "/pullrequests"
+        params: dict[str, str] | None = {"q": query, "pagelen": "50"}
+        for _ in range(MAX_PAGES):
+            items, page = self._list(link, params or {}, "GET /pullrequests")
+            yield from items
+            nxt = (page or {}).get("next")
+            if not isinstance(nxt, str) or not nxt:
+                return
+            link, params = nxt, None  # `next` carries the query already
+
+    def _same_repository(self, item: dict) -> bool:
+        source = ((item.get("source") or {}).get("repository") or {}).get("full_name")
+        destination = ((item.get("destination") or {}).get("repository") or {}).get("full_name")
+        return source is None or destination is None or source == destination
+
     def _pull_request(self, body: dict) -> PullRequest:
         state = self._STATES[body["state"]]
         merge_commit = (body.get("merge_commit") or {}).get("hash") if state == MERGED else None
@@ -446,6 +566,10 @@ class BitbucketClient(_RestClient):
         return PullRequest(number=int(body["id"]), url=((body.get("links") or {}).get("html") or {}).get("href", ""), state=state,
                            merge_commit_sha=merge_commit or None, head_sha=(source.get("commit") or {}).get("hash"),
                            base=(destination.get("branch") or {}).get("name", ""), head=(source.get("branch") or {}).get("name", ""))
+
+
+def _bbql_string(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 _CLIENTS: dict[str, type[_RestClient]] = {"github": GitHubClient, "gitlab": GitLabClient, "bitbucket": BitbucketClient, "gitea": GiteaClient}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -18,6 +19,12 @@ from typing import Iterable, Mapping, Sequence
 log = logging.getLogger("flow_gitops.run")
 
 REDACTED = "***"
+
+# Children die with the sidecar: after a `kill -9` of the sidecar no git fetch or npm install
+# may live on and race the restarted sidecar over refs or the userDir. util-linux's setpriv
+# sets the parent-death signal before exec (no preexec_fn in a threaded process).
+_SETPRIV = shutil.which("setpriv")
+DIE_WITH_PARENT = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -68,7 +75,7 @@ class Runner:
         self.calls[program] = self.calls.get(program, 0) + 1
         started = time.monotonic()
         proc = subprocess.Popen(
-            list(argv),
+            [*DIE_WITH_PARENT, *argv],
             cwd=cwd,
             env=full_env,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,

@@ -9,10 +9,11 @@ None and the caller falls back to `git ls-remote`.
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 
 import requests
 
-from ..core.errors import GIT_AUTH, GIT_UNREACHABLE, SyncError
+from ..core.errors import GIT_AUTH, GIT_TIMEOUT, GIT_UNREACHABLE, SyncError, network_reason
 
 ADVERTISEMENT = "application/x-git-upload-pack-advertisement"
 
@@ -46,6 +47,8 @@ def parse_advertisement(body: bytes) -> dict[str, str] | None:
 class SmartHttpProbe:
     def __init__(self, url: str, ca_file: str = "") -> None:
         self.url = url.rstrip("/") + "/info/refs"
+        parts = urlsplit(url)
+        self.server = f"{parts.hostname}:{parts.port}" if parts.port else (parts.hostname or "")
         self.verify: str | bool = ca_file or os.environ.get("GIT_SSL_CAINFO") or True
         self.session = requests.Session()
 
@@ -54,16 +57,22 @@ class SmartHttpProbe:
         try:
             resp = self.session.get(self.url, params={"service": "git-upload-pack"}, auth=auth, timeout=timeout,
                                     verify=self.verify, headers={"User-Agent": "git/2 flow-gitops"}, allow_redirects=True)
-        except requests.exceptions.SSLError:
-            raise SyncError(GIT_UNREACHABLE, "the Git server's TLS certificate is not trusted") from None
+        except requests.exceptions.SSLError as exc:
+            if "certificate" in str(exc).lower():
+                raise SyncError(GIT_UNREACHABLE, "the Git server's TLS certificate is not trusted") from None
+            raise SyncError(GIT_UNREACHABLE, f"the Git server {self.server} could not be reached: TLS failed "
+                                             f"({network_reason(exc)})") from None
         except requests.RequestException as exc:
-            raise SyncError(GIT_UNREACHABLE, f"the Git server could not be reached ({type(exc).__name__})") from None
+            reason = network_reason(exc)  # a timeout while reading the body comes as a ConnectionError
+            if reason == "timed out":
+                raise SyncError(GIT_TIMEOUT, f"the Git server {self.server} did not answer within {timeout:g} s (timed out)") from None
+            raise SyncError(GIT_UNREACHABLE, f"the Git server {self.server} could not be reached: {reason}") from None
         if resp.status_code in (401, 403):
             raise SyncError(GIT_AUTH, "the Git server refused the credentials")
         if resp.status_code == 404:
             raise SyncError(GIT_UNREACHABLE, "the repository was not found at the configured URL")
         if resp.status_code >= 500:
-            raise SyncError(GIT_UNREACHABLE, f"the Git server answered HTTP {resp.status_code}")
+            raise SyncError(GIT_UNREACHABLE, f"the Git server {self.server} answered HTTP {resp.status_code}")
         if resp.status_code != 200 or not resp.headers.get("Content-Type", "").startswith(ADVERTISEMENT):
             return None
         return parse_advertisement(resp.content)

@@ -107,8 +107,14 @@ class Store:
                 self._db.execute("COMMIT")
                 return cur
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back already (SQLITE_FULL on COMMIT): a second ROLLBACK would
+        # raise "no transaction is active" and hide the real error ("database or disk is full")
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     # --- small facts -------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
@@ -164,7 +170,7 @@ class Store:
                 )
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
         self._job_changed(job_id)
 

@@ -43,6 +43,7 @@ def status(s: dict, interval: int) -> pb.Status:
         remote=commit(s["remote"]), local=commit(s["local"]), next_sync_at=ts(s["next_sync_at"]),
         last_sync_at=ts(s["last_sync_at"]), last_success_at=ts(s["last_success_at"]),
         consecutive_failures=s["consecutive_failures"], seq=s["seq"], interval_seconds=interval, health=s.get("health", ""),
+        import_errors=[pb.FileImportError(path=e["path"], message=e["message"]) for e in s.get("import_errors") or []],
     )
     if s["drift"]:
         d = s["drift"]

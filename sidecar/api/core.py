@@ -32,7 +32,8 @@ class ApiError(Exception):
 
 
 # How reason codes of SyncError map to gRPC status codes.
-_UNAVAILABLE = ("git_unreachable", "git_timeout", "nodered_unreachable", "nodered_flows_not_running")
+_UNAVAILABLE = ("git_unreachable", "git_timeout", "nodered_unreachable", "nodered_flows_not_running",
+                "provider_unreachable", "provider_rate_limited")
 
 
 def from_sync_error(err: SyncError) -> ApiError:
@@ -182,8 +183,10 @@ class GitOpsApi:
         # The poll (a timer job) applied the remote head, and no webhook announced that commit.
         applied = self.app.store.get("applied") or {}
         job = self.app.store.job(applied["job"]) if applied.get("job") else None
+        # (Bitbucket's merge events name the merge commit by a 12-character abbreviation.)
+        announced, commit = last.get("after") or "", applied.get("commit") or ""
         looks_broken = bool(info["enabled"] and job is not None and job.trigger == "timer"
-                            and last.get("after") != applied.get("commit"))
+                            and not (announced and commit.startswith(announced)))
         return pb.GetWebhookResponse(enabled=info["enabled"], paths=info["paths"], provider=info["provider"],
                                      secret_source=info["secret_source"], secret_shown=info["secret_shown"] or bool(secret),
                                      secret=secret, last_after=last.get("after", ""), last_at=convert.ts(last.get("at")),

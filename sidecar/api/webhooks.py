@@ -9,6 +9,14 @@ Git for the branch head, so a payload cannot choose what is deployed. Checks, in
     branch (202 "ignored: branch x")  paused (202 "ignored: sync is paused")
     → trigger (202 "accepted")
 
+Events: a push to our branch, in every webhook mode; in `promotion` mode also a pull /
+merge request *merged* into our branch (GitHub and Gitea `pull_request` closed with
+`merged: true`, GitLab `Merge Request Hook` action `merge`, Bitbucket
+`pullrequest:fulfilled`), so that the target environment deploys as soon as a
+promotion is merged even when the webhook sends no push events. A request event that
+is not a merge is answered 200 "ignored: pull request <action>, not merged". Merge
+events pass exactly the same checks, signature first, as pushes.
+
 Every request is counted in `flow_gitops_webhook_requests_total{provider,result}`. The
 last announced push to our branch is kept in the state store (`webhook_last`) so that a
 poll that finds a commit no webhook announced can say the webhook looks broken.
@@ -34,9 +42,12 @@ log = logging.getLogger("flow_gitops.webhooks")
 
 PREFIX = "/webhooks"
 WEBHOOK_LAST = "webhook_last"  # {"provider", "delivery", "ref", "branch", "before", "after", "at", "forced"}
+# (a merged request adds "event": "merge" and "number"; its "after" is the merge commit as announced)
 WEBHOOK_SECRET = "webhook_secret"  # {"value", "created_at", "shown"} — only for a generated secret
 # Modes in which a push webhook means "the repository changed: sync".
 WEBHOOK_MODES = ("pull", "bidirectional", "promotion")
+# Modes in which a merged pull/merge request into our branch means the same.
+MERGE_MODES = ("promotion",)
 RESULTS = ("accepted", "ignored", "duplicate", "unauthorized", "too_large", "rate_limited", "rejected")
 _SAFE = re.compile(r"[^A-Za-z0-9._/@+-]")
 
@@ -64,6 +75,7 @@ class WebhookEndpoint:
         self.replays = wh.ReplayGuard()
         self.limiter = wh.RateLimiter(per_minute=cfg.rate_per_minute)
         self.settle_secret()
+        app.config_listeners.append(self.settle_secret)  # a first configuration turns webhooks on
 
     # --- routes and state ---------------------------------------------------
     def routes(self) -> dict[str, Callable]:
@@ -188,17 +200,22 @@ class WebhookEndpoint:
         # Verified from here on.
         kind = wh.event_kind(provider, headers, body)
         branch = self.app.cfg.repository.branch
+        merge = None
         try:
             push = wh.parse_push(provider, headers, body, branch=branch) if kind in ("push", "tag_push") else None
+            if kind == "pull_request" and self.app.cfg.mode in MERGE_MODES:
+                merge = wh.parse_merge(provider, headers, body)
         except wh.PayloadError as err:
             log.warning("webhook %s %s refused: %s", label, kind, err)
             return await reply(400, "rejected", str(err))
         delivery = wh.delivery_id(provider, headers, body)
         now = self.monotonic()
-        keys = wh.replay_keys(provider, headers, body, push)
+        keys = wh.replay_keys(provider, headers, body, push, merge)
         if keys and self.replays.check_and_remember(keys, now):
             log.info("webhook %s delivery=%s: duplicate, ignored", label, _safe(delivery))
             return await reply(200, "duplicate", "duplicate, ignored")
+        if merge is not None:
+            return await self._merged(merge, label, delivery, reply)
         if push is None:
             log.info("webhook %s delivery=%s event=%s: ignored", label, _safe(delivery), _safe(kind))
             return await reply(200, "ignored", f"ignored: event {_safe(kind)}")
@@ -218,6 +235,30 @@ class WebhookEndpoint:
         queued = await asyncio.to_thread(self.app.service.trigger, "webhook")
         log.info("webhook %s delivery=%s branch=%s after=%s: sync %s", label, _safe(delivery), _safe(branch),
                  push.after[:8], queued)
+        return await reply(202, "accepted", f"accepted: sync {queued}")
+
+    async def _merged(self, merge: wh.MergeEvent, label: str, delivery: str, reply) -> None:
+        """A verified, new pull/merge request event (promotion mode): a merge into our
+        branch triggers a sync; anything else is ignored."""
+        branch = self.app.cfg.repository.branch
+        if not merge.merged:
+            what = f"pull request {_safe(merge.action or 'event', 40)}, not merged"
+            log.info("webhook %s delivery=%s #%d: ignored (%s)", label, _safe(delivery), merge.number, what)
+            return await reply(200, "ignored", f"ignored: {what}")
+        if merge.base != branch:
+            log.info("webhook %s delivery=%s #%d merged into %s: ignored", label, _safe(delivery), merge.number, _safe(merge.base))
+            return await reply(202, "ignored", f"ignored: branch {_safe(merge.base)}")
+        # Bitbucket announces a 12-character abbreviation; the sync reads the real head from Git.
+        record = {"provider": merge.provider, "delivery": delivery[:100], "ref": f"refs/heads/{branch}", "branch": branch,
+                  "before": "", "after": merge.merge_sha, "forced": False, "at": self.now(),
+                  "event": "merge", "number": merge.number}
+        await asyncio.to_thread(self.app.store.put, WEBHOOK_LAST, record)
+        if self.app.board.facts().paused:
+            log.info("webhook %s delivery=%s #%d merged: sync is paused, ignored", label, _safe(delivery), merge.number)
+            return await reply(202, "ignored", "ignored: sync is paused")
+        queued = await asyncio.to_thread(self.app.service.trigger, "webhook")
+        log.info("webhook %s delivery=%s #%d merged into %s (%s): sync %s", label, _safe(delivery), merge.number,
+                 _safe(branch), merge.merge_sha[:8], queued)
         return await reply(202, "accepted", f"accepted: sync {queued}")
 
     @staticmethod

@@ -77,12 +77,14 @@ def plan_dependencies(package_deps: Mapping[str, str], installed: Mapping[str, s
         out.provides.setdefault(module, []).append(t)
         if module in planned:
             continue
-        if installed.get(module):
-            # On disk but the type is still missing (disabled, or broken): reinstalling won't help.
+        if installed.get(module) and module in loaded:
+            # Node-RED has it but the type is still missing (disabled, or broken): reinstalling won't help.
             out.unresolved_types.append(t)
             continue
+        # Absent, or on disk but never loaded (the sidecar died between npm and Node-RED):
+        # install (npm finds it in place) and load it.
         spec = package_deps.get(module, "")
-        planned[module] = Install(module, spec, f"node type {t} ({resolution.reason[t]})")
+        planned[module] = Install(module, spec, f"node type {t} ({resolution.reason[t]})", installed.get(module, ""))
     out.installs = [planned[m] for m in sorted(planned)]
     return out
 

@@ -50,3 +50,29 @@ RECOVERY_FAILED = "recovery_failed"
 # The exact words the status shows after the last install attempt failed (D4).
 RECOVERY_FAILED_MESSAGE = "Recovery retried multiple times and still failed."
 INTERRUPTED = "interrupted"
+
+
+def network_reason(exc: BaseException) -> str:
+    """What went wrong on the wire, in words (timed out, connection refused, connection reset…),
+    from an exception chain as requests/urllib3/websocket clients raise them."""
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, TimeoutError) or "Timeout" in type(e).__name__:
+            return "timed out"
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, ConnectionResetError):
+            return "connection reset by the server"
+        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+        todo += [getattr(e, "reason", None), e.__cause__, e.__context__]
+    text = str(exc).lower()
+    for needle, words in (("refused", "connection refused"), ("reset", "connection reset by the server"),
+                          ("remotedisconnected", "the server closed the connection without answering"),
+                          ("aborted", "the connection was cut off"), ("name or service", "the host name could not be resolved")):
+        if needle in text:
+            return words
+    return type(exc).__name__

@@ -9,6 +9,19 @@
 Every flow keeps a stable git path: the first time a flow is written its path comes
 from its label's slug; after that the path is remembered (by flow id), so renaming a
 flow never moves its file. Deleting a flow removes its file.
+
+Reading the split layout back (imports: pull with `split`, bidirectional, promotion)
+reports problems per file (V7 import errors) instead of stopping at the first one:
+
+* **file names**: every file under `flows/` and `subflows/` must be named
+  `<slug>.json`, where the slug is what `slug()` makes: lower-case `a-z`, `0-9` and
+  single hyphens between them, at most 64 characters (60 for the label plus room for
+  the `-2`, `-3` … that keep two flows with one label apart). No folders below them.
+  Hidden files (`.gitkeep`) are skipped; other files of the environment's folder
+  (a README) are not flows and are ignored.
+* **content**: each file is UTF-8 JSON, an array of objects with a string `id` and
+  `type`; an id appears in one file only; a node's `z` names a flow or subflow of the
+  set.
 """
 from __future__ import annotations
 
@@ -95,18 +108,124 @@ def package_json(existing: dict | None, name: str, used_modules: dict[str, str])
     return json.dumps(pkg, indent=4) + "\n"
 
 
-def read_split(files: dict[str, bytes]) -> list[dict]:
-    """The flow set back from the split layout's files (path → bytes); errors name the file."""
+FLOW_FOLDERS = ("flows", "subflows")
+MAX_STEM = 64
+_STEM = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """Why one repository file cannot be imported (V7): `path` from the repository root."""
+
+    path: str
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "message": self.message}
+
+
+def name_problem(name: str, folder: str = "flows") -> str | None:
+    """Why `name` (a file directly under flows/ or subflows/) is not a valid flow file name."""
+    if not name.endswith(".json"):
+        return f"not a .json file: only <slug>.json files belong in {folder}/"
+    stem = name[: -len(".json")]
+    if not _STEM.fullmatch(stem) or len(stem) > MAX_STEM:
+        return (f"invalid file name: use a slug of lower-case letters, digits and single hyphens, at most "
+                f"{MAX_STEM} characters, such as {slug(stem)}.json")
+    return None
+
+
+def split_candidates(paths: list[str], base: str) -> tuple[list[str], list[FileProblem]]:
+    """The files under `base` that hold flows, and the problems of those that are misnamed."""
+    prefix = f"{base}/" if base not in ("", ".") else ""
+    wanted: list[str] = []
+    problems: list[FileProblem] = []
+    for path in sorted(paths):
+        if not path.startswith(prefix):
+            continue
+        rel = PurePosixPath(path[len(prefix):])
+        if rel.parts == (CONFIG_FILE,):
+            wanted.append(path)
+            continue
+        if len(rel.parts) < 2 or rel.parts[0] not in FLOW_FOLDERS or any(p.startswith(".") for p in rel.parts[1:]):
+            continue  # not a flow file (README, hidden files such as .gitkeep)
+        if len(rel.parts) > 2:
+            problems.append(FileProblem(path, f"no folders below {rel.parts[0]}/: flow files are {rel.parts[0]}/<slug>.json"))
+            continue
+        problem = name_problem(rel.parts[1], rel.parts[0])
+        if problem:
+            problems.append(FileProblem(path, problem))
+        else:
+            wanted.append(path)
+    return wanted, problems
+
+
+def _file_nodes(data: bytes) -> tuple[list[dict] | None, str]:
+    """A file's nodes, or None and why not."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {exc.start})"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except ValueError as exc:
+        return None, f"not valid JSON ({exc})"
+    if not isinstance(value, list):
+        return None, f"must be a JSON array of nodes, found {type(value).__name__}"
+    seen: set[str] = set()
+    for index, node in enumerate(value):
+        if not isinstance(node, dict):
+            return None, f"item {index} is not an object"
+        node_id, node_type = node.get("id"), node.get("type")
+        if not isinstance(node_id, str) or not node_id:
+            return None, f"item {index} has no string 'id'"
+        if not isinstance(node_type, str) or not node_type:
+            return None, f"node {node_id!r} has no string 'type'"
+        if node_id in seen:
+            return None, f"node id {node_id!r} appears more than once"
+        seen.add(node_id)
+    return value, ""
+
+
+def read_split(files: dict[str, bytes]) -> tuple[list[dict], list[FileProblem]]:
+    """The flow set back from the split layout's files (path → bytes), and every file's
+    problem (one per file). Callers apply nothing unless the problem list is empty."""
     nodes: list[dict] = []
+    problems: list[FileProblem] = []
+    owner: dict[str, str] = {}  # node id → the file it came from
     for path in sorted(files):
-        try:
-            value = json.loads(files[path].decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(value, list):
-            raise ValueError(f"{path}: must be a JSON array of nodes")
+        value, why = _file_nodes(files[path])
+        if value is None:
+            problems.append(FileProblem(path, why))
+            continue
+        dup = next((n["id"] for n in value if n["id"] in owner), None)
+        if dup is not None:
+            problems.append(FileProblem(path, f"node id {dup!r} is also in {owner[dup]}"))
+            continue
+        owner.update((n["id"], path) for n in value)
         nodes.extend(value)
-    return nodes
+    if problems:  # a node pointing into a file that failed would only add noise
+        return nodes, sorted(problems, key=lambda p: p.path)
+    containers = {n["id"] for n in nodes if n["type"] in ("tab", "subflow")}
+    stray: dict[str, dict] = {}
+    for n in nodes:
+        z = n.get("z")
+        if z not in (None, "") and z not in containers and owner[n["id"]] not in stray:
+            stray[owner[n["id"]]] = n
+    for path, n in stray.items():
+        problems.append(FileProblem(path, f"node {n['id']!r} ({n['type']}) belongs to flow {n['z']!r}, which no file defines"))
+    return nodes, sorted(problems, key=lambda p: p.path)
+
+
+def describe_problems(problems: list[FileProblem], base: str) -> str:
+    """One line for the status reason and the job record; the details are the import errors."""
+    if len(problems) == 1:
+        return f"{problems[0].path} cannot be imported, nothing was applied: {problems[0].message}"
+    shown = ", ".join(p.path for p in problems[:5])
+    more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+    return f"{len(problems)} files under {base}/ cannot be imported (see the import errors), nothing was applied: {shown}{more}"
 
 
 def commit_message(environment: str, rev: str, changes: list[dict]) -> str:

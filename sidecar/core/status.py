@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 STATES = ("not_configured", "paused", "syncing", "recovering", "pending_approval", "error", "behind", "in_sync")
@@ -68,6 +68,8 @@ class Facts:
     history_rewritten: dict | None = None
     consecutive_failures: int = 0
     recovery: dict | None = None  # {"unresolved_types", "failed_modules", "restart_required", "installed"}
+    # V7: files the last read of the repository could not import ([{"path", "message"}]); [] once a read succeeds
+    import_errors: list = field(default_factory=list)
 
 
 def fold(f: Facts) -> str:
@@ -121,6 +123,7 @@ def snapshot(f: Facts, seq: int) -> dict:
         "history_rewritten": f.history_rewritten,
         "consecutive_failures": f.consecutive_failures,
         "recovery": f.recovery,
+        "import_errors": [dict(e) for e in f.import_errors],
         "health": health(f),
     }
 

@@ -191,17 +191,21 @@ def delivery_id(provider: str, headers: Headers, body: bytes = b"") -> str:
     return value.strip()[:200]
 
 
-def replay_keys(provider: str, headers: Headers, body: bytes = b"", push: PushEvent | None = None) -> list[str]:
+def replay_keys(provider: str, headers: Headers, body: bytes = b"", push: PushEvent | None = None,
+                merge: MergeEvent | None = None) -> list[str]:
     """Keys under which a delivery is remembered: its delivery id and, for a push, the
     (provider, ref, before, after) it announces — Gitea replays and Bitbucket retries may
     carry a new delivery id, but announce the same push. `before` is part of the key: a
-    branch force-pushed back to an earlier commit is a new push, not a replay."""
+    branch force-pushed back to an earlier commit is a new push, not a replay. A merged
+    pull/merge request is announced once: (provider, target branch, number) names it."""
     keys = []
     did = delivery_id(provider, headers, body)
     if did:
         keys.append(f"{provider}:delivery:{did}")
     if push is not None and push.after:
         keys.append(f"{provider}:push:{push.ref}:{push.before}:{push.after}")
+    if merge is not None and merge.merged and merge.number > 0:
+        keys.append(f"{provider}:merged:{merge.base}:{merge.number}")
     return keys
 
 

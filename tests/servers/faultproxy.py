@@ -59,6 +59,15 @@ are read live, so set them *before* the mode, or use :meth:`set_mode`):
     answer any request (read up to the blank line) with ``HTTP/1.1 500`` and
     ``Connection: close``, then close; upstream is never contacted.  New
     connections only.
+``"garbage"``
+    (extra) a server speaking the wrong protocol: send ``garbage`` bytes (by
+    default an HTTP 500 response) at once, without reading anything, then
+    close.  For protocols where the server talks first (SSH), this is what
+    "http500" means.  New connections only.
+
+:meth:`disconnect_all` closes every current connection (FIN, as a server
+closing idle keep-alive connections): faults that count bytes then start
+from zero on the client's next, fresh connection.
 
 HTTP hold hook (for crash tests), see :meth:`hold`:
 
@@ -102,7 +111,10 @@ from typing import Optional
 __all__ = ["FaultProxy", "MODES"]
 
 MODES = (None, "refuse", "reset", "blackhole", "reset_after", "close_after",
-         "hang_after", "latency", "bandwidth", "http500")
+         "hang_after", "latency", "bandwidth", "http500", "garbage")
+
+GARBAGE = (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+           b"Content-Length: 26\r\nConnection: close\r\n\r\nfaultproxy: injected 500\n\n")
 
 _CHUNK = 64 * 1024
 _BACKLOG = 256 * 1024         # stop reading a source when its queue is this big
@@ -231,7 +243,9 @@ class FaultProxy:
         self.after_bytes = 0
         self.latency = 0.0
         self.bandwidth = 0.0
+        self.garbage = GARBAGE
         self.held = threading.Event()
+        self._generation = 0
         self.port = 0
         self._mode: Optional[str] = None
         self._hold: Optional[tuple[bytes, float, str]] = None
@@ -361,6 +375,15 @@ class FaultProxy:
         _close(self._wake_r)
         _close(self._wake_w)
 
+    def disconnect_all(self, timeout: float = 5.0) -> None:
+        """Close every current connection (FIN both legs) and wait until they are gone."""
+        with self._lock:
+            self._generation += 1
+            threads = [t for t in self._threads if t.is_alive()]
+        deadline = time.monotonic() + timeout
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+
     def __enter__(self) -> "FaultProxy":
         return self.start()
 
@@ -469,6 +492,7 @@ class _Connection:
         self.p = proxy
         self.c: Optional[socket.socket] = client
         self.u: Optional[socket.socket] = None
+        self.generation = proxy._generation
 
     # -- teardown helpers
     def close_all(self) -> None:
@@ -482,7 +506,7 @@ class _Connection:
         self.c = self.u = None
 
     def _stopping(self) -> bool:
-        return self.p._stopping.is_set()
+        return self.p._stopping.is_set() or self.generation != self.p._generation
 
     def _drain_client(self, seconds: float) -> None:
         """Read and discard client data until EOF (so a close sends FIN, not RST)."""
@@ -551,6 +575,15 @@ class _Connection:
             return
         if mode == "http500":
             return self._http500()
+        if mode == "garbage":
+            try:
+                self.c.setblocking(True)
+                self.c.settimeout(2.0)
+                self.c.sendall(bytes(p.garbage))
+                self.c.shutdown(socket.SHUT_WR)
+            except OSError:
+                return
+            return self._drain_client(2.0)
         if mode == "blackhole":
             return self._blackhole()
         try:

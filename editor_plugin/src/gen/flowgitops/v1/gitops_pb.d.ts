@@ -277,6 +277,15 @@ export declare type Status = Message<"flowgitops.v1.Status"> & {
    * @generated from field: string health = 23;
    */
   health: string;
+
+  /**
+   * Files the last read of the repository could not import (parse failures, invalid file
+   * names, links, oversized files), one entry per file. While any remain nothing is applied
+   * (the Flow App keeps its last good flows); empty once a read succeeds.
+   *
+   * @generated from field: repeated flowgitops.v1.FileImportError import_errors = 24;
+   */
+  importErrors: FileImportError[];
 };
 
 /**
@@ -284,6 +293,33 @@ export declare type Status = Message<"flowgitops.v1.Status"> & {
  * Use `create(StatusSchema)` to create a new message.
  */
 export declare const StatusSchema: GenMessage<Status>;
+
+/**
+ * One repository file that cannot be imported.
+ *
+ * @generated from message flowgitops.v1.FileImportError
+ */
+export declare type FileImportError = Message<"flowgitops.v1.FileImportError"> & {
+  /**
+   * From the repository root, e.g. "production/flows/orders.json".
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * Why, safe to show (e.g. "not valid JSON: Expecting value at line 1 column 3").
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message flowgitops.v1.FileImportError.
+ * Use `create(FileImportErrorSchema)` to create a new message.
+ */
+export declare const FileImportErrorSchema: GenMessage<FileImportError>;
 
 /**
  * What dependency recovery could not do, and what it did.

@@ -19,7 +19,7 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file flowgitops/v1/gitops.proto.
  */
 export const file_flowgitops_v1_gitops = /*@__PURE__*/
-  fileDesc("ChpmbG93Z2l0b3BzL3YxL2dpdG9wcy5wcm90bxINZmxvd2dpdG9wcy52MSKCAQoGQ29tbWl0EgsKA3NoYRgBIAEoCRIRCglzaG9ydF9zaGEYAiABKAkSDgoGYXV0aG9yGAMgASgJEg0KBWVtYWlsGAQgASgJEgwKBGRhdGUYBSABKAkSDwoHc3ViamVjdBgGIAEoCRIMCgRib2R5GAcgASgJEgwKBGxpbmsYCCABKAkiaQoFRHJpZnQSCwoDcmV2GAEgASgJEi8KC2RldGVjdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdtZXNzYWdlGAMgASgJEhEKCWJhY2t1cF9pZBgEIAEoAyJaCg5IaXN0b3J5UmV3cml0ZRIQCghmcm9tX3NoYRgBIAEoCRIOCgZ0b19zaGEYAiABKAkSJgoCYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrMFCgZTdGF0dXMSJwoFc3RhdGUYASABKA4yGC5mbG93Z2l0b3BzLnYxLlN5bmNTdGF0ZRISCgpjb25maWd1cmVkGAIgASgIEg4KBnBhdXNlZBgDIAEoCBIMCgRtb2RlGAQgASgJEhMKC2Vudmlyb25tZW50GAUgASgJEg4KBmJlaGluZBgGIAEoCBINCgVwaGFzZRgHIAEoCRIQCghwcm9ncmVzcxgIIAEoCRITCgtyZWFzb25fY29kZRgJIAEoCRIWCg5yZWFzb25fbWVzc2FnZRgKIAEoCRIWCg5wZW5kaW5nX2NvbW1pdBgLIAEoCRIlCgZyZW1vdGUYDCABKAsyFS5mbG93Z2l0b3BzLnYxLkNvbW1pdBIkCgVsb2NhbBgNIAEoCzIVLmZsb3dnaXRvcHMudjEuQ29tbWl0EjAKDG5leHRfc3luY19hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF9zeW5jX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9sYXN0X3N1Y2Nlc3NfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBWRyaWZ0GBEgASgLMhQuZmxvd2dpdG9wcy52MS5EcmlmdBI4ChFoaXN0b3J5X3Jld3JpdHRlbhgSIAEoCzIdLmZsb3dnaXRvcHMudjEuSGlzdG9yeVJld3JpdGUSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYEyABKAUSCwoDc2VxGBQgASgDEhgKEGludGVydmFsX3NlY29uZHMYFSABKAUSKQoIcmVjb3ZlcnkYFiABKAsyFy5mbG93Z2l0b3BzLnYxLlJlY292ZXJ5Eg4KBmhlYWx0aBgXIAEoCSJpCghSZWNvdmVyeRIYChB1bnJlc29sdmVkX3R5cGVzGAEgAygJEhYKDmZhaWxlZF9tb2R1bGVzGAIgAygJEhgKEHJlc3RhcnRfcmVxdWlyZWQYAyADKAkSEQoJaW5zdGFsbGVkGAQgAygJIuICCgNKb2ISCgoCaWQYASABKAMSDwoHdHJpZ2dlchgCIAEoCRIoCgZzdGF0dXMYAyABKA4yGC5mbG93Z2l0b3BzLnYxLkpvYlN0YXR1cxINCgVwaGFzZRgEIAEoCRITCgtmcm9tX2NvbW1pdBgFIAEoCRIRCgl0b19jb21taXQYBiABKAkSLgoKc3RhcnRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGR1cmF0aW9uX3NlY29uZHMYCSABKAESEAoIYXR0ZW1wdHMYCiABKAUSEgoKZXJyb3JfY29kZRgLIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAwgASgJEhAKCHJldHJ5X29mGA0gASgDEhMKC2RldGFpbF9qc29uGA4gASgJItYBChBSZXBvc2l0b3J5Q29uZmlnEhAKCHByb3RvY29sGAEgASgJEgsKA3VybBgCIAEoCRIOCgZicmFuY2gYAyABKAkSDAoEcGF0aBgEIAEoCRIRCglmbG93X2ZpbGUYBSABKAkSEAoIcHJvdmlkZXIYBiABKAkSEAoIdXNlcm5hbWUYByABKAkSEAoIcGFzc3dvcmQYCCABKAkSDwoHc3NoX2tleRgJIAEoCRIWCg5zc2hfcGFzc3BocmFzZRgKIAEoCRITCgtrbm93bl9ob3N0cxgLIAEoCSJTCgpTeW5jQ29uZmlnEhAKCGludGVydmFsGAEgASgFEhgKEHJlcXVpcmVfYXBwcm92YWwYAiABKAgSGQoRZGVwZW5kZW5jeV9wb2xpY3kYAyABKAkiZgoGQ29uZmlnEjMKCnJlcG9zaXRvcnkYASABKAsyHy5mbG93Z2l0b3BzLnYxLlJlcG9zaXRvcnlDb25maWcSJwoEc3luYxgCIAEoCzIZLmZsb3dnaXRvcHMudjEuU3luY0NvbmZpZyI0Cg5GaWVsZFZpb2xhdGlvbhINCgVmaWVsZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSJFCgpQbGFuQ2hhbmdlEgwKBGtpbmQYASABKAkSCgoCaWQYAiABKAkSDQoFbGFiZWwYAyABKAkSDgoGYWN0aW9uGAQgASgJItYBCgRQbGFuEiUKBmNvbW1pdBgBIAEoCzIVLmZsb3dnaXRvcHMudjEuQ29tbWl0EhEKCWZsb3dfZmlsZRgCIAEoCRIWCg5hcHBsaWVkX2NvbW1pdBgDIAEoCRIqCgdjaGFuZ2VzGAQgAygLMhkuZmxvd2dpdG9wcy52MS5QbGFuQ2hhbmdlEg8KB3N1bW1hcnkYBSABKAkSFAoMdHlwZXNfbmVlZGVkGAYgAygJEhUKDXR5cGVzX21pc3NpbmcYByADKAkSEgoKbm9kZV9jb3VudBgIIAEoBSISChBHZXRTdGF0dXNSZXF1ZXN0IjoKEUdldFN0YXR1c1Jlc3BvbnNlEiUKBnN0YXR1cxgBIAEoCzIVLmZsb3dnaXRvcHMudjEuU3RhdHVzIhQKEldhdGNoU3RhdHVzUmVxdWVzdCIzCglIZWFydGJlYXQSJgoCYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsQBChNXYXRjaFN0YXR1c1Jlc3BvbnNlEikKCHNuYXBzaG90GAEgASgLMhUuZmxvd2dpdG9wcy52MS5TdGF0dXNIABInCgZzdGF0dXMYAiABKAsyFS5mbG93Z2l0b3BzLnYxLlN0YXR1c0gAEiEKA2pvYhgDIAEoCzISLmZsb3dnaXRvcHMudjEuSm9iSAASLQoJaGVhcnRiZWF0GAQgASgLMhguZmxvd2dpdG9wcy52MS5IZWFydGJlYXRIAEIHCgVldmVudCISChBHZXRDb25maWdSZXF1ZXN0Im0KEUdldENvbmZpZ1Jlc3BvbnNlEiUKBmNvbmZpZxgBIAEoCzIVLmZsb3dnaXRvcHMudjEuQ29uZmlnEg4KBmxvY2tlZBgCIAEoCBITCgtlbnZpcm9ubWVudBgDIAEoCRIMCgRtb2RlGAQgASgJIj4KFVZhbGlkYXRlQ29uZmlnUmVxdWVzdBIlCgZjb25maWcYASABKAsyFS5mbG93Z2l0b3BzLnYxLkNvbmZpZyJaChZWYWxpZGF0ZUNvbmZpZ1Jlc3BvbnNlEg0KBXZhbGlkGAEgASgIEjEKCnZpb2xhdGlvbnMYAiADKAsyHS5mbG93Z2l0b3BzLnYxLkZpZWxkVmlvbGF0aW9uIjoKEVNhdmVDb25maWdSZXF1ZXN0EiUKBmNvbmZpZxgBIAEoCzIVLmZsb3dnaXRvcHMudjEuQ29uZmlnIrIBChJTYXZlQ29uZmlnUmVzcG9uc2USJQoGY29uZmlnGAEgASgLMhUuZmxvd2dpdG9wcy52MS5Db25maWcSEwoLcmVtb3RlX2hlYWQYAiABKAkSGgoSY29ubmVjdF9lcnJvcl9jb2RlGAMgASgJEh0KFWNvbm5lY3RfZXJyb3JfbWVzc2FnZRgEIAEoCRIlCgZzdGF0dXMYBSABKAsyFS5mbG93Z2l0b3BzLnYxLlN0YXR1cyISChBGb3JjZVB1bGxSZXF1ZXN0IiMKEUZvcmNlUHVsbFJlc3BvbnNlEg4KBnJlc3VsdBgBIAEoCSIOCgxQYXVzZVJlcXVlc3QiNgoNUGF1c2VSZXNwb25zZRIlCgZzdGF0dXMYASABKAsyFS5mbG93Z2l0b3BzLnYxLlN0YXR1cyIPCg1SZXN1bWVSZXF1ZXN0IjcKDlJlc3VtZVJlc3BvbnNlEiUKBnN0YXR1cxgBIAEoCzIVLmZsb3dnaXRvcHMudjEuU3RhdHVzIhAKDkdldFBsYW5SZXF1ZXN0IjQKD0dldFBsYW5SZXNwb25zZRIhCgRwbGFuGAEgASgLMhMuZmxvd2dpdG9wcy52MS5QbGFuIiAKD0xpc3RKb2JzUmVxdWVzdBINCgVsaW1pdBgBIAEoBSI0ChBMaXN0Sm9ic1Jlc3BvbnNlEiAKBGpvYnMYASADKAsyEi5mbG93Z2l0b3BzLnYxLkpvYiIhCg9SZXRyeUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgDIiIKEFJldHJ5Sm9iUmVzcG9uc2USDgoGcmVzdWx0GAEgASgJIiYKFEFwcHJvdmVEZXBsb3lSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCSInChVBcHByb3ZlRGVwbG95UmVzcG9uc2USDgoGY29tbWl0GAEgASgJIiUKE1JlamVjdERlcGxveVJlcXVlc3QSDgoGY29tbWl0GAEgASgJIiYKFFJlamVjdERlcGxveVJlc3BvbnNlEg4KBmNvbW1pdBgBIAEoCSIUChJHZXRSZWNvdmVyeVJlcXVlc3QiQAoTR2V0UmVjb3ZlcnlSZXNwb25zZRIpCghyZWNvdmVyeRgBIAEoCzIXLmZsb3dnaXRvcHMudjEuUmVjb3ZlcnkiKgoRR2V0V2ViaG9va1JlcXVlc3QSFQoNcmV2ZWFsX3NlY3JldBgBIAEoCCLaAQoSR2V0V2ViaG9va1Jlc3BvbnNlEg8KB2VuYWJsZWQYASABKAgSDQoFcGF0aHMYAiADKAkSEAoIcHJvdmlkZXIYAyABKAkSFQoNc2VjcmV0X3NvdXJjZRgEIAEoCRIUCgxzZWNyZXRfc2hvd24YBSABKAgSDgoGc2VjcmV0GAYgASgJEhIKCmxhc3RfYWZ0ZXIYByABKAkSKwoHbGFzdF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbG9va3NfYnJva2VuGAkgASgIIlsKDlByb21vdGVSZXF1ZXN0EhAKCGZsb3dfaWRzGAEgAygJEhoKEnRhcmdldF9lbnZpcm9ubWVudBgCIAEoCRINCgV0aXRsZRgDIAEoCRIMCgRib2R5GAQgASgJIl0KD1Byb21vdGVSZXNwb25zZRIOCgZicmFuY2gYASABKAkSDgoGY29tbWl0GAIgASgJEg4KBm51bWJlchgDIAEoAxILCgN1cmwYBCABKAkSDQoFZmlsZXMYBSADKAkiOgoZU3VnZ2VzdFNlY3JldFBhdGhzUmVxdWVzdBIOCgZwcmVmaXgYASABKAkSDQoFbGltaXQYAiABKAUiKwoaU3VnZ2VzdFNlY3JldFBhdGhzUmVzcG9uc2USDQoFcGF0aHMYASADKAkq9gEKCVN5bmNTdGF0ZRIaChZTWU5DX1NUQVRFX1VOU1BFQ0lGSUVEEAASHQoZU1lOQ19TVEFURV9OT1RfQ09ORklHVVJFRBABEhUKEVNZTkNfU1RBVEVfUEFVU0VEEAISFgoSU1lOQ19TVEFURV9JTl9TWU5DEAMSFQoRU1lOQ19TVEFURV9CRUhJTkQQBBIWChJTWU5DX1NUQVRFX1NZTkNJTkcQBRIZChVTWU5DX1NUQVRFX1JFQ09WRVJJTkcQBhIfChtTWU5DX1NUQVRFX1BFTkRJTkdfQVBQUk9WQUwQBxIUChBTWU5DX1NUQVRFX0VSUk9SEAgq9AEKCUpvYlN0YXR1cxIaChZKT0JfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSSk9CX1NUQVRVU19SVU5OSU5HEAESGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQAhITCg9KT0JfU1RBVFVTX05PT1AQAxIVChFKT0JfU1RBVFVTX0ZBSUxFRBAEEhoKFkpPQl9TVEFUVVNfSU5URVJSVVBURUQQBRIfChtKT0JfU1RBVFVTX1BFTkRJTkdfQVBQUk9WQUwQBhIXChNKT0JfU1RBVFVTX0FQUFJPVkVEEAcSFwoTSk9CX1NUQVRVU19SRUpFQ1RFRBAIMosLCg1HaXRPcHNTZXJ2aWNlEk4KCUdldFN0YXR1cxIfLmZsb3dnaXRvcHMudjEuR2V0U3RhdHVzUmVxdWVzdBogLmZsb3dnaXRvcHMudjEuR2V0U3RhdHVzUmVzcG9uc2USVgoLV2F0Y2hTdGF0dXMSIS5mbG93Z2l0b3BzLnYxLldhdGNoU3RhdHVzUmVxdWVzdBoiLmZsb3dnaXRvcHMudjEuV2F0Y2hTdGF0dXNSZXNwb25zZTABEk4KCUdldENvbmZpZxIfLmZsb3dnaXRvcHMudjEuR2V0Q29uZmlnUmVxdWVzdBogLmZsb3dnaXRvcHMudjEuR2V0Q29uZmlnUmVzcG9uc2USXQoOVmFsaWRhdGVDb25maWcSJC5mbG93Z2l0b3BzLnYxLlZhbGlkYXRlQ29uZmlnUmVxdWVzdBolLmZsb3dnaXRvcHMudjEuVmFsaWRhdGVDb25maWdSZXNwb25zZRJRCgpTYXZlQ29uZmlnEiAuZmxvd2dpdG9wcy52MS5TYXZlQ29uZmlnUmVxdWVzdBohLmZsb3dnaXRvcHMudjEuU2F2ZUNvbmZpZ1Jlc3BvbnNlEk4KCUZvcmNlUHVsbBIfLmZsb3dnaXRvcHMudjEuRm9yY2VQdWxsUmVxdWVzdBogLmZsb3dnaXRvcHMudjEuRm9yY2VQdWxsUmVzcG9uc2USQgoFUGF1c2USGy5mbG93Z2l0b3BzLnYxLlBhdXNlUmVxdWVzdBocLmZsb3dnaXRvcHMudjEuUGF1c2VSZXNwb25zZRJFCgZSZXN1bWUSHC5mbG93Z2l0b3BzLnYxLlJlc3VtZVJlcXVlc3QaHS5mbG93Z2l0b3BzLnYxLlJlc3VtZVJlc3BvbnNlEkgKB0dldFBsYW4SHS5mbG93Z2l0b3BzLnYxLkdldFBsYW5SZXF1ZXN0Gh4uZmxvd2dpdG9wcy52MS5HZXRQbGFuUmVzcG9uc2USSwoITGlzdEpvYnMSHi5mbG93Z2l0b3BzLnYxLkxpc3RKb2JzUmVxdWVzdBofLmZsb3dnaXRvcHMudjEuTGlzdEpvYnNSZXNwb25zZRJLCghSZXRyeUpvYhIeLmZsb3dnaXRvcHMudjEuUmV0cnlKb2JSZXF1ZXN0Gh8uZmxvd2dpdG9wcy52MS5SZXRyeUpvYlJlc3BvbnNlEloKDUFwcHJvdmVEZXBsb3kSIy5mbG93Z2l0b3BzLnYxLkFwcHJvdmVEZXBsb3lSZXF1ZXN0GiQuZmxvd2dpdG9wcy52MS5BcHByb3ZlRGVwbG95UmVzcG9uc2USVwoMUmVqZWN0RGVwbG95EiIuZmxvd2dpdG9wcy52MS5SZWplY3REZXBsb3lSZXF1ZXN0GiMuZmxvd2dpdG9wcy52MS5SZWplY3REZXBsb3lSZXNwb25zZRJpChJTdWdnZXN0U2VjcmV0UGF0aHMSKC5mbG93Z2l0b3BzLnYxLlN1Z2dlc3RTZWNyZXRQYXRoc1JlcXVlc3QaKS5mbG93Z2l0b3BzLnYxLlN1Z2dlc3RTZWNyZXRQYXRoc1Jlc3BvbnNlElQKC0dldFJlY292ZXJ5EiEuZmxvd2dpdG9wcy52MS5HZXRSZWNvdmVyeVJlcXVlc3QaIi5mbG93Z2l0b3BzLnYxLkdldFJlY292ZXJ5UmVzcG9uc2USUQoKR2V0V2ViaG9vaxIgLmZsb3dnaXRvcHMudjEuR2V0V2ViaG9va1JlcXVlc3QaIS5mbG93Z2l0b3BzLnYxLkdldFdlYmhvb2tSZXNwb25zZRJICgdQcm9tb3RlEh0uZmxvd2dpdG9wcy52MS5Qcm9tb3RlUmVxdWVzdBoeLmZsb3dnaXRvcHMudjEuUHJvbW90ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChpmbG93Z2l0b3BzL3YxL2dpdG9wcy5wcm90bxINZmxvd2dpdG9wcy52MSKCAQoGQ29tbWl0EgsKA3NoYRgBIAEoCRIRCglzaG9ydF9zaGEYAiABKAkSDgoGYXV0aG9yGAMgASgJEg0KBWVtYWlsGAQgASgJEgwKBGRhdGUYBSABKAkSDwoHc3ViamVjdBgGIAEoCRIMCgRib2R5GAcgASgJEgwKBGxpbmsYCCABKAkiaQoFRHJpZnQSCwoDcmV2GAEgASgJEi8KC2RldGVjdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdtZXNzYWdlGAMgASgJEhEKCWJhY2t1cF9pZBgEIAEoAyJaCg5IaXN0b3J5UmV3cml0ZRIQCghmcm9tX3NoYRgBIAEoCRIOCgZ0b19zaGEYAiABKAkSJgoCYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIuoFCgZTdGF0dXMSJwoFc3RhdGUYASABKA4yGC5mbG93Z2l0b3BzLnYxLlN5bmNTdGF0ZRISCgpjb25maWd1cmVkGAIgASgIEg4KBnBhdXNlZBgDIAEoCBIMCgRtb2RlGAQgASgJEhMKC2Vudmlyb25tZW50GAUgASgJEg4KBmJlaGluZBgGIAEoCBINCgVwaGFzZRgHIAEoCRIQCghwcm9ncmVzcxgIIAEoCRITCgtyZWFzb25fY29kZRgJIAEoCRIWCg5yZWFzb25fbWVzc2FnZRgKIAEoCRIWCg5wZW5kaW5nX2NvbW1pdBgLIAEoCRIlCgZyZW1vdGUYDCABKAsyFS5mbG93Z2l0b3BzLnYxLkNvbW1pdBIkCgVsb2NhbBgNIAEoCzIVLmZsb3dnaXRvcHMudjEuQ29tbWl0EjAKDG5leHRfc3luY19hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF9zeW5jX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9sYXN0X3N1Y2Nlc3NfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBWRyaWZ0GBEgASgLMhQuZmxvd2dpdG9wcy52MS5EcmlmdBI4ChFoaXN0b3J5X3Jld3JpdHRlbhgSIAEoCzIdLmZsb3dnaXRvcHMudjEuSGlzdG9yeVJld3JpdGUSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYEyABKAUSCwoDc2VxGBQgASgDEhgKEGludGVydmFsX3NlY29uZHMYFSABKAUSKQoIcmVjb3ZlcnkYFiABKAsyFy5mbG93Z2l0b3BzLnYxLlJlY292ZXJ5Eg4KBmhlYWx0aBgXIAEoCRI1Cg1pbXBvcnRfZXJyb3JzGBggAygLMh4uZmxvd2dpdG9wcy52MS5GaWxlSW1wb3J0RXJyb3IiMAoPRmlsZUltcG9ydEVycm9yEgwKBHBhdGgYASABKAkSDwoHbWVzc2FnZRgCIAEoCSJpCghSZWNvdmVyeRIYChB1bnJlc29sdmVkX3R5cGVzGAEgAygJEhYKDmZhaWxlZF9tb2R1bGVzGAIgAygJEhgKEHJlc3RhcnRfcmVxdWlyZWQYAyADKAkSEQoJaW5zdGFsbGVkGAQgAygJIuICCgNKb2ISCgoCaWQYASABKAMSDwoHdHJpZ2dlchgCIAEoCRIoCgZzdGF0dXMYAyABKA4yGC5mbG93Z2l0b3BzLnYxLkpvYlN0YXR1cxINCgVwaGFzZRgEIAEoCRITCgtmcm9tX2NvbW1pdBgFIAEoCRIRCgl0b19jb21taXQYBiABKAkSLgoKc3RhcnRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGR1cmF0aW9uX3NlY29uZHMYCSABKAESEAoIYXR0ZW1wdHMYCiABKAUSEgoKZXJyb3JfY29kZRgLIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAwgASgJEhAKCHJldHJ5X29mGA0gASgDEhMKC2RldGFpbF9qc29uGA4gASgJItYBChBSZXBvc2l0b3J5Q29uZmlnEhAKCHByb3RvY29sGAEgASgJEgsKA3VybBgCIAEoCRIOCgZicmFuY2gYAyABKAkSDAoEcGF0aBgEIAEoCRIRCglmbG93X2ZpbGUYBSABKAkSEAoIcHJvdmlkZXIYBiABKAkSEAoIdXNlcm5hbWUYByABKAkSEAoIcGFzc3dvcmQYCCABKAkSDwoHc3NoX2tleRgJIAEoCRIWCg5zc2hfcGFzc3BocmFzZRgKIAEoCRITCgtrbm93bl9ob3N0cxgLIAEoCSJTCgpTeW5jQ29uZmlnEhAKCGludGVydmFsGAEgASgFEhgKEHJlcXVpcmVfYXBwcm92YWwYAiABKAgSGQoRZGVwZW5kZW5jeV9wb2xpY3kYAyABKAkiZgoGQ29uZmlnEjMKCnJlcG9zaXRvcnkYASABKAsyHy5mbG93Z2l0b3BzLnYxLlJlcG9zaXRvcnlDb25maWcSJwoEc3luYxgCIAEoCzIZLmZsb3dnaXRvcHMudjEuU3luY0NvbmZpZyI0Cg5GaWVsZFZpb2xhdGlvbhINCgVmaWVsZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSJFCgpQbGFuQ2hhbmdlEgwKBGtpbmQYASABKAkSCgoCaWQYAiABKAkSDQoFbGFiZWwYAyABKAkSDgoGYWN0aW9uGAQgASgJItYBCgRQbGFuEiUKBmNvbW1pdBgBIAEoCzIVLmZsb3dnaXRvcHMudjEuQ29tbWl0EhEKCWZsb3dfZmlsZRgCIAEoCRIWCg5hcHBsaWVkX2NvbW1pdBgDIAEoCRIqCgdjaGFuZ2VzGAQgAygLMhkuZmxvd2dpdG9wcy52MS5QbGFuQ2hhbmdlEg8KB3N1bW1hcnkYBSABKAkSFAoMdHlwZXNfbmVlZGVkGAYgAygJEhUKDXR5cGVzX21pc3NpbmcYByADKAkSEgoKbm9kZV9jb3VudBgIIAEoBSISChBHZXRTdGF0dXNSZXF1ZXN0IjoKEUdldFN0YXR1c1Jlc3BvbnNlEiUKBnN0YXR1cxgBIAEoCzIVLmZsb3dnaXRvcHMudjEuU3RhdHVzIhQKEldhdGNoU3RhdHVzUmVxdWVzdCIzCglIZWFydGJlYXQSJgoCYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsQBChNXYXRjaFN0YXR1c1Jlc3BvbnNlEikKCHNuYXBzaG90GAEgASgLMhUuZmxvd2dpdG9wcy52MS5TdGF0dXNIABInCgZzdGF0dXMYAiABKAsyFS5mbG93Z2l0b3BzLnYxLlN0YXR1c0gAEiEKA2pvYhgDIAEoCzISLmZsb3dnaXRvcHMudjEuSm9iSAASLQoJaGVhcnRiZWF0GAQgASgLMhguZmxvd2dpdG9wcy52MS5IZWFydGJlYXRIAEIHCgVldmVudCISChBHZXRDb25maWdSZXF1ZXN0Im0KEUdldENvbmZpZ1Jlc3BvbnNlEiUKBmNvbmZpZxgBIAEoCzIVLmZsb3dnaXRvcHMudjEuQ29uZmlnEg4KBmxvY2tlZBgCIAEoCBITCgtlbnZpcm9ubWVudBgDIAEoCRIMCgRtb2RlGAQgASgJIj4KFVZhbGlkYXRlQ29uZmlnUmVxdWVzdBIlCgZjb25maWcYASABKAsyFS5mbG93Z2l0b3BzLnYxLkNvbmZpZyJaChZWYWxpZGF0ZUNvbmZpZ1Jlc3BvbnNlEg0KBXZhbGlkGAEgASgIEjEKCnZpb2xhdGlvbnMYAiADKAsyHS5mbG93Z2l0b3BzLnYxLkZpZWxkVmlvbGF0aW9uIjoKEVNhdmVDb25maWdSZXF1ZXN0EiUKBmNvbmZpZxgBIAEoCzIVLmZsb3dnaXRvcHMudjEuQ29uZmlnIrIBChJTYXZlQ29uZmlnUmVzcG9uc2USJQoGY29uZmlnGAEgASgLMhUuZmxvd2dpdG9wcy52MS5Db25maWcSEwoLcmVtb3RlX2hlYWQYAiABKAkSGgoSY29ubmVjdF9lcnJvcl9jb2RlGAMgASgJEh0KFWNvbm5lY3RfZXJyb3JfbWVzc2FnZRgEIAEoCRIlCgZzdGF0dXMYBSABKAsyFS5mbG93Z2l0b3BzLnYxLlN0YXR1cyISChBGb3JjZVB1bGxSZXF1ZXN0IiMKEUZvcmNlUHVsbFJlc3BvbnNlEg4KBnJlc3VsdBgBIAEoCSIOCgxQYXVzZVJlcXVlc3QiNgoNUGF1c2VSZXNwb25zZRIlCgZzdGF0dXMYASABKAsyFS5mbG93Z2l0b3BzLnYxLlN0YXR1cyIPCg1SZXN1bWVSZXF1ZXN0IjcKDlJlc3VtZVJlc3BvbnNlEiUKBnN0YXR1cxgBIAEoCzIVLmZsb3dnaXRvcHMudjEuU3RhdHVzIhAKDkdldFBsYW5SZXF1ZXN0IjQKD0dldFBsYW5SZXNwb25zZRIhCgRwbGFuGAEgASgLMhMuZmxvd2dpdG9wcy52MS5QbGFuIiAKD0xpc3RKb2JzUmVxdWVzdBINCgVsaW1pdBgBIAEoBSI0ChBMaXN0Sm9ic1Jlc3BvbnNlEiAKBGpvYnMYASADKAsyEi5mbG93Z2l0b3BzLnYxLkpvYiIhCg9SZXRyeUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgDIiIKEFJldHJ5Sm9iUmVzcG9uc2USDgoGcmVzdWx0GAEgASgJIiYKFEFwcHJvdmVEZXBsb3lSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCSInChVBcHByb3ZlRGVwbG95UmVzcG9uc2USDgoGY29tbWl0GAEgASgJIiUKE1JlamVjdERlcGxveVJlcXVlc3QSDgoGY29tbWl0GAEgASgJIiYKFFJlamVjdERlcGxveVJlc3BvbnNlEg4KBmNvbW1pdBgBIAEoCSIUChJHZXRSZWNvdmVyeVJlcXVlc3QiQAoTR2V0UmVjb3ZlcnlSZXNwb25zZRIpCghyZWNvdmVyeRgBIAEoCzIXLmZsb3dnaXRvcHMudjEuUmVjb3ZlcnkiKgoRR2V0V2ViaG9va1JlcXVlc3QSFQoNcmV2ZWFsX3NlY3JldBgBIAEoCCLaAQoSR2V0V2ViaG9va1Jlc3BvbnNlEg8KB2VuYWJsZWQYASABKAgSDQoFcGF0aHMYAiADKAkSEAoIcHJvdmlkZXIYAyABKAkSFQoNc2VjcmV0X3NvdXJjZRgEIAEoCRIUCgxzZWNyZXRfc2hvd24YBSABKAgSDgoGc2VjcmV0GAYgASgJEhIKCmxhc3RfYWZ0ZXIYByABKAkSKwoHbGFzdF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbG9va3NfYnJva2VuGAkgASgIIlsKDlByb21vdGVSZXF1ZXN0EhAKCGZsb3dfaWRzGAEgAygJEhoKEnRhcmdldF9lbnZpcm9ubWVudBgCIAEoCRINCgV0aXRsZRgDIAEoCRIMCgRib2R5GAQgASgJIl0KD1Byb21vdGVSZXNwb25zZRIOCgZicmFuY2gYASABKAkSDgoGY29tbWl0GAIgASgJEg4KBm51bWJlchgDIAEoAxILCgN1cmwYBCABKAkSDQoFZmlsZXMYBSADKAkiOgoZU3VnZ2VzdFNlY3JldFBhdGhzUmVxdWVzdBIOCgZwcmVmaXgYASABKAkSDQoFbGltaXQYAiABKAUiKwoaU3VnZ2VzdFNlY3JldFBhdGhzUmVzcG9uc2USDQoFcGF0aHMYASADKAkq9gEKCVN5bmNTdGF0ZRIaChZTWU5DX1NUQVRFX1VOU1BFQ0lGSUVEEAASHQoZU1lOQ19TVEFURV9OT1RfQ09ORklHVVJFRBABEhUKEVNZTkNfU1RBVEVfUEFVU0VEEAISFgoSU1lOQ19TVEFURV9JTl9TWU5DEAMSFQoRU1lOQ19TVEFURV9CRUhJTkQQBBIWChJTWU5DX1NUQVRFX1NZTkNJTkcQBRIZChVTWU5DX1NUQVRFX1JFQ09WRVJJTkcQBhIfChtTWU5DX1NUQVRFX1BFTkRJTkdfQVBQUk9WQUwQBxIUChBTWU5DX1NUQVRFX0VSUk9SEAgq9AEKCUpvYlN0YXR1cxIaChZKT0JfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSSk9CX1NUQVRVU19SVU5OSU5HEAESGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQAhITCg9KT0JfU1RBVFVTX05PT1AQAxIVChFKT0JfU1RBVFVTX0ZBSUxFRBAEEhoKFkpPQl9TVEFUVVNfSU5URVJSVVBURUQQBRIfChtKT0JfU1RBVFVTX1BFTkRJTkdfQVBQUk9WQUwQBhIXChNKT0JfU1RBVFVTX0FQUFJPVkVEEAcSFwoTSk9CX1NUQVRVU19SRUpFQ1RFRBAIMosLCg1HaXRPcHNTZXJ2aWNlEk4KCUdldFN0YXR1cxIfLmZsb3dnaXRvcHMudjEuR2V0U3RhdHVzUmVxdWVzdBogLmZsb3dnaXRvcHMudjEuR2V0U3RhdHVzUmVzcG9uc2USVgoLV2F0Y2hTdGF0dXMSIS5mbG93Z2l0b3BzLnYxLldhdGNoU3RhdHVzUmVxdWVzdBoiLmZsb3dnaXRvcHMudjEuV2F0Y2hTdGF0dXNSZXNwb25zZTABEk4KCUdldENvbmZpZxIfLmZsb3dnaXRvcHMudjEuR2V0Q29uZmlnUmVxdWVzdBogLmZsb3dnaXRvcHMudjEuR2V0Q29uZmlnUmVzcG9uc2USXQoOVmFsaWRhdGVDb25maWcSJC5mbG93Z2l0b3BzLnYxLlZhbGlkYXRlQ29uZmlnUmVxdWVzdBolLmZsb3dnaXRvcHMudjEuVmFsaWRhdGVDb25maWdSZXNwb25zZRJRCgpTYXZlQ29uZmlnEiAuZmxvd2dpdG9wcy52MS5TYXZlQ29uZmlnUmVxdWVzdBohLmZsb3dnaXRvcHMudjEuU2F2ZUNvbmZpZ1Jlc3BvbnNlEk4KCUZvcmNlUHVsbBIfLmZsb3dnaXRvcHMudjEuRm9yY2VQdWxsUmVxdWVzdBogLmZsb3dnaXRvcHMudjEuRm9yY2VQdWxsUmVzcG9uc2USQgoFUGF1c2USGy5mbG93Z2l0b3BzLnYxLlBhdXNlUmVxdWVzdBocLmZsb3dnaXRvcHMudjEuUGF1c2VSZXNwb25zZRJFCgZSZXN1bWUSHC5mbG93Z2l0b3BzLnYxLlJlc3VtZVJlcXVlc3QaHS5mbG93Z2l0b3BzLnYxLlJlc3VtZVJlc3BvbnNlEkgKB0dldFBsYW4SHS5mbG93Z2l0b3BzLnYxLkdldFBsYW5SZXF1ZXN0Gh4uZmxvd2dpdG9wcy52MS5HZXRQbGFuUmVzcG9uc2USSwoITGlzdEpvYnMSHi5mbG93Z2l0b3BzLnYxLkxpc3RKb2JzUmVxdWVzdBofLmZsb3dnaXRvcHMudjEuTGlzdEpvYnNSZXNwb25zZRJLCghSZXRyeUpvYhIeLmZsb3dnaXRvcHMudjEuUmV0cnlKb2JSZXF1ZXN0Gh8uZmxvd2dpdG9wcy52MS5SZXRyeUpvYlJlc3BvbnNlEloKDUFwcHJvdmVEZXBsb3kSIy5mbG93Z2l0b3BzLnYxLkFwcHJvdmVEZXBsb3lSZXF1ZXN0GiQuZmxvd2dpdG9wcy52MS5BcHByb3ZlRGVwbG95UmVzcG9uc2USVwoMUmVqZWN0RGVwbG95EiIuZmxvd2dpdG9wcy52MS5SZWplY3REZXBsb3lSZXF1ZXN0GiMuZmxvd2dpdG9wcy52MS5SZWplY3REZXBsb3lSZXNwb25zZRJpChJTdWdnZXN0U2VjcmV0UGF0aHMSKC5mbG93Z2l0b3BzLnYxLlN1Z2dlc3RTZWNyZXRQYXRoc1JlcXVlc3QaKS5mbG93Z2l0b3BzLnYxLlN1Z2dlc3RTZWNyZXRQYXRoc1Jlc3BvbnNlElQKC0dldFJlY292ZXJ5EiEuZmxvd2dpdG9wcy52MS5HZXRSZWNvdmVyeVJlcXVlc3QaIi5mbG93Z2l0b3BzLnYxLkdldFJlY292ZXJ5UmVzcG9uc2USUQoKR2V0V2ViaG9vaxIgLmZsb3dnaXRvcHMudjEuR2V0V2ViaG9va1JlcXVlc3QaIS5mbG93Z2l0b3BzLnYxLkdldFdlYmhvb2tSZXNwb25zZRJICgdQcm9tb3RlEh0uZmxvd2dpdG9wcy52MS5Qcm9tb3RlUmVxdWVzdBoeLmZsb3dnaXRvcHMudjEuUHJvbW90ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Describes the message flowgitops.v1.Commit.
@@ -50,305 +50,312 @@ export const StatusSchema = /*@__PURE__*/
   messageDesc(file_flowgitops_v1_gitops, 3);
 
 /**
+ * Describes the message flowgitops.v1.FileImportError.
+ * Use `create(FileImportErrorSchema)` to create a new message.
+ */
+export const FileImportErrorSchema = /*@__PURE__*/
+  messageDesc(file_flowgitops_v1_gitops, 4);
+
+/**
  * Describes the message flowgitops.v1.Recovery.
  * Use `create(RecoverySchema)` to create a new message.
  */
 export const RecoverySchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 4);
+  messageDesc(file_flowgitops_v1_gitops, 5);
 
 /**
  * Describes the message flowgitops.v1.Job.
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 5);
+  messageDesc(file_flowgitops_v1_gitops, 6);
 
 /**
  * Describes the message flowgitops.v1.RepositoryConfig.
  * Use `create(RepositoryConfigSchema)` to create a new message.
  */
 export const RepositoryConfigSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 6);
+  messageDesc(file_flowgitops_v1_gitops, 7);
 
 /**
  * Describes the message flowgitops.v1.SyncConfig.
  * Use `create(SyncConfigSchema)` to create a new message.
  */
 export const SyncConfigSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 7);
+  messageDesc(file_flowgitops_v1_gitops, 8);
 
 /**
  * Describes the message flowgitops.v1.Config.
  * Use `create(ConfigSchema)` to create a new message.
  */
 export const ConfigSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 8);
+  messageDesc(file_flowgitops_v1_gitops, 9);
 
 /**
  * Describes the message flowgitops.v1.FieldViolation.
  * Use `create(FieldViolationSchema)` to create a new message.
  */
 export const FieldViolationSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 9);
+  messageDesc(file_flowgitops_v1_gitops, 10);
 
 /**
  * Describes the message flowgitops.v1.PlanChange.
  * Use `create(PlanChangeSchema)` to create a new message.
  */
 export const PlanChangeSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 10);
+  messageDesc(file_flowgitops_v1_gitops, 11);
 
 /**
  * Describes the message flowgitops.v1.Plan.
  * Use `create(PlanSchema)` to create a new message.
  */
 export const PlanSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 11);
+  messageDesc(file_flowgitops_v1_gitops, 12);
 
 /**
  * Describes the message flowgitops.v1.GetStatusRequest.
  * Use `create(GetStatusRequestSchema)` to create a new message.
  */
 export const GetStatusRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 12);
+  messageDesc(file_flowgitops_v1_gitops, 13);
 
 /**
  * Describes the message flowgitops.v1.GetStatusResponse.
  * Use `create(GetStatusResponseSchema)` to create a new message.
  */
 export const GetStatusResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 13);
+  messageDesc(file_flowgitops_v1_gitops, 14);
 
 /**
  * Describes the message flowgitops.v1.WatchStatusRequest.
  * Use `create(WatchStatusRequestSchema)` to create a new message.
  */
 export const WatchStatusRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 14);
+  messageDesc(file_flowgitops_v1_gitops, 15);
 
 /**
  * Describes the message flowgitops.v1.Heartbeat.
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 15);
+  messageDesc(file_flowgitops_v1_gitops, 16);
 
 /**
  * Describes the message flowgitops.v1.WatchStatusResponse.
  * Use `create(WatchStatusResponseSchema)` to create a new message.
  */
 export const WatchStatusResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 16);
+  messageDesc(file_flowgitops_v1_gitops, 17);
 
 /**
  * Describes the message flowgitops.v1.GetConfigRequest.
  * Use `create(GetConfigRequestSchema)` to create a new message.
  */
 export const GetConfigRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 17);
+  messageDesc(file_flowgitops_v1_gitops, 18);
 
 /**
  * Describes the message flowgitops.v1.GetConfigResponse.
  * Use `create(GetConfigResponseSchema)` to create a new message.
  */
 export const GetConfigResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 18);
+  messageDesc(file_flowgitops_v1_gitops, 19);
 
 /**
  * Describes the message flowgitops.v1.ValidateConfigRequest.
  * Use `create(ValidateConfigRequestSchema)` to create a new message.
  */
 export const ValidateConfigRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 19);
+  messageDesc(file_flowgitops_v1_gitops, 20);
 
 /**
  * Describes the message flowgitops.v1.ValidateConfigResponse.
  * Use `create(ValidateConfigResponseSchema)` to create a new message.
  */
 export const ValidateConfigResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 20);
+  messageDesc(file_flowgitops_v1_gitops, 21);
 
 /**
  * Describes the message flowgitops.v1.SaveConfigRequest.
  * Use `create(SaveConfigRequestSchema)` to create a new message.
  */
 export const SaveConfigRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 21);
+  messageDesc(file_flowgitops_v1_gitops, 22);
 
 /**
  * Describes the message flowgitops.v1.SaveConfigResponse.
  * Use `create(SaveConfigResponseSchema)` to create a new message.
  */
 export const SaveConfigResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 22);
+  messageDesc(file_flowgitops_v1_gitops, 23);
 
 /**
  * Describes the message flowgitops.v1.ForcePullRequest.
  * Use `create(ForcePullRequestSchema)` to create a new message.
  */
 export const ForcePullRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 23);
+  messageDesc(file_flowgitops_v1_gitops, 24);
 
 /**
  * Describes the message flowgitops.v1.ForcePullResponse.
  * Use `create(ForcePullResponseSchema)` to create a new message.
  */
 export const ForcePullResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 24);
+  messageDesc(file_flowgitops_v1_gitops, 25);
 
 /**
  * Describes the message flowgitops.v1.PauseRequest.
  * Use `create(PauseRequestSchema)` to create a new message.
  */
 export const PauseRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 25);
+  messageDesc(file_flowgitops_v1_gitops, 26);
 
 /**
  * Describes the message flowgitops.v1.PauseResponse.
  * Use `create(PauseResponseSchema)` to create a new message.
  */
 export const PauseResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 26);
+  messageDesc(file_flowgitops_v1_gitops, 27);
 
 /**
  * Describes the message flowgitops.v1.ResumeRequest.
  * Use `create(ResumeRequestSchema)` to create a new message.
  */
 export const ResumeRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 27);
+  messageDesc(file_flowgitops_v1_gitops, 28);
 
 /**
  * Describes the message flowgitops.v1.ResumeResponse.
  * Use `create(ResumeResponseSchema)` to create a new message.
  */
 export const ResumeResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 28);
+  messageDesc(file_flowgitops_v1_gitops, 29);
 
 /**
  * Describes the message flowgitops.v1.GetPlanRequest.
  * Use `create(GetPlanRequestSchema)` to create a new message.
  */
 export const GetPlanRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 29);
+  messageDesc(file_flowgitops_v1_gitops, 30);
 
 /**
  * Describes the message flowgitops.v1.GetPlanResponse.
  * Use `create(GetPlanResponseSchema)` to create a new message.
  */
 export const GetPlanResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 30);
+  messageDesc(file_flowgitops_v1_gitops, 31);
 
 /**
  * Describes the message flowgitops.v1.ListJobsRequest.
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 31);
+  messageDesc(file_flowgitops_v1_gitops, 32);
 
 /**
  * Describes the message flowgitops.v1.ListJobsResponse.
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 32);
+  messageDesc(file_flowgitops_v1_gitops, 33);
 
 /**
  * Describes the message flowgitops.v1.RetryJobRequest.
  * Use `create(RetryJobRequestSchema)` to create a new message.
  */
 export const RetryJobRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 33);
+  messageDesc(file_flowgitops_v1_gitops, 34);
 
 /**
  * Describes the message flowgitops.v1.RetryJobResponse.
  * Use `create(RetryJobResponseSchema)` to create a new message.
  */
 export const RetryJobResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 34);
+  messageDesc(file_flowgitops_v1_gitops, 35);
 
 /**
  * Describes the message flowgitops.v1.ApproveDeployRequest.
  * Use `create(ApproveDeployRequestSchema)` to create a new message.
  */
 export const ApproveDeployRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 35);
+  messageDesc(file_flowgitops_v1_gitops, 36);
 
 /**
  * Describes the message flowgitops.v1.ApproveDeployResponse.
  * Use `create(ApproveDeployResponseSchema)` to create a new message.
  */
 export const ApproveDeployResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 36);
+  messageDesc(file_flowgitops_v1_gitops, 37);
 
 /**
  * Describes the message flowgitops.v1.RejectDeployRequest.
  * Use `create(RejectDeployRequestSchema)` to create a new message.
  */
 export const RejectDeployRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 37);
+  messageDesc(file_flowgitops_v1_gitops, 38);
 
 /**
  * Describes the message flowgitops.v1.RejectDeployResponse.
  * Use `create(RejectDeployResponseSchema)` to create a new message.
  */
 export const RejectDeployResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 38);
+  messageDesc(file_flowgitops_v1_gitops, 39);
 
 /**
  * Describes the message flowgitops.v1.GetRecoveryRequest.
  * Use `create(GetRecoveryRequestSchema)` to create a new message.
  */
 export const GetRecoveryRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 39);
+  messageDesc(file_flowgitops_v1_gitops, 40);
 
 /**
  * Describes the message flowgitops.v1.GetRecoveryResponse.
  * Use `create(GetRecoveryResponseSchema)` to create a new message.
  */
 export const GetRecoveryResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 40);
+  messageDesc(file_flowgitops_v1_gitops, 41);
 
 /**
  * Describes the message flowgitops.v1.GetWebhookRequest.
  * Use `create(GetWebhookRequestSchema)` to create a new message.
  */
 export const GetWebhookRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 41);
+  messageDesc(file_flowgitops_v1_gitops, 42);
 
 /**
  * Describes the message flowgitops.v1.GetWebhookResponse.
  * Use `create(GetWebhookResponseSchema)` to create a new message.
  */
 export const GetWebhookResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 42);
+  messageDesc(file_flowgitops_v1_gitops, 43);
 
 /**
  * Describes the message flowgitops.v1.PromoteRequest.
  * Use `create(PromoteRequestSchema)` to create a new message.
  */
 export const PromoteRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 43);
+  messageDesc(file_flowgitops_v1_gitops, 44);
 
 /**
  * Describes the message flowgitops.v1.PromoteResponse.
  * Use `create(PromoteResponseSchema)` to create a new message.
  */
 export const PromoteResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 44);
+  messageDesc(file_flowgitops_v1_gitops, 45);
 
 /**
  * Describes the message flowgitops.v1.SuggestSecretPathsRequest.
  * Use `create(SuggestSecretPathsRequestSchema)` to create a new message.
  */
 export const SuggestSecretPathsRequestSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 45);
+  messageDesc(file_flowgitops_v1_gitops, 46);
 
 /**
  * Describes the message flowgitops.v1.SuggestSecretPathsResponse.
  * Use `create(SuggestSecretPathsResponseSchema)` to create a new message.
  */
 export const SuggestSecretPathsResponseSchema = /*@__PURE__*/
-  messageDesc(file_flowgitops_v1_gitops, 46);
+  messageDesc(file_flowgitops_v1_gitops, 47);
 
 /**
  * Describes the enum flowgitops.v1.SyncState.

@@ -95,7 +95,7 @@ class HistoryRewrite(_message.Message):
     def __init__(self, from_sha: _Optional[str] = ..., to_sha: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("state", "configured", "paused", "mode", "environment", "behind", "phase", "progress", "reason_code", "reason_message", "pending_commit", "remote", "local", "next_sync_at", "last_sync_at", "last_success_at", "drift", "history_rewritten", "consecutive_failures", "seq", "interval_seconds", "recovery", "health")
+    __slots__ = ("state", "configured", "paused", "mode", "environment", "behind", "phase", "progress", "reason_code", "reason_message", "pending_commit", "remote", "local", "next_sync_at", "last_sync_at", "last_success_at", "drift", "history_rewritten", "consecutive_failures", "seq", "interval_seconds", "recovery", "health", "import_errors")
     STATE_FIELD_NUMBER: _ClassVar[int]
     CONFIGURED_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +119,7 @@ class Status(_message.Message):
     INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     RECOVERY_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
+    IMPORT_ERRORS_FIELD_NUMBER: _ClassVar[int]
     state: SyncState
     configured: bool
     paused: bool
@@ -142,7 +143,16 @@ class Status(_message.Message):
     interval_seconds: int
     recovery: Recovery
     health: str
-    def __init__(self, state: _Optional[_Union[SyncState, str]] = ..., configured: _Optional[bool] = ..., paused: _Optional[bool] = ..., mode: _Optional[str] = ..., environment: _Optional[str] = ..., behind: _Optional[bool] = ..., phase: _Optional[str] = ..., progress: _Optional[str] = ..., reason_code: _Optional[str] = ..., reason_message: _Optional[str] = ..., pending_commit: _Optional[str] = ..., remote: _Optional[_Union[Commit, _Mapping]] = ..., local: _Optional[_Union[Commit, _Mapping]] = ..., next_sync_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sync_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_success_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., drift: _Optional[_Union[Drift, _Mapping]] = ..., history_rewritten: _Optional[_Union[HistoryRewrite, _Mapping]] = ..., consecutive_failures: _Optional[int] = ..., seq: _Optional[int] = ..., interval_seconds: _Optional[int] = ..., recovery: _Optional[_Union[Recovery, _Mapping]] = ..., health: _Optional[str] = ...) -> None: ...
+    import_errors: _containers.RepeatedCompositeFieldContainer[FileImportError]
+    def __init__(self, state: _Optional[_Union[SyncState, str]] = ..., configured: _Optional[bool] = ..., paused: _Optional[bool] = ..., mode: _Optional[str] = ..., environment: _Optional[str] = ..., behind: _Optional[bool] = ..., phase: _Optional[str] = ..., progress: _Optional[str] = ..., reason_code: _Optional[str] = ..., reason_message: _Optional[str] = ..., pending_commit: _Optional[str] = ..., remote: _Optional[_Union[Commit, _Mapping]] = ..., local: _Optional[_Union[Commit, _Mapping]] = ..., next_sync_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sync_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_success_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., drift: _Optional[_Union[Drift, _Mapping]] = ..., history_rewritten: _Optional[_Union[HistoryRewrite, _Mapping]] = ..., consecutive_failures: _Optional[int] = ..., seq: _Optional[int] = ..., interval_seconds: _Optional[int] = ..., recovery: _Optional[_Union[Recovery, _Mapping]] = ..., health: _Optional[str] = ..., import_errors: _Optional[_Iterable[_Union[FileImportError, _Mapping]]] = ...) -> None: ...
+
+class FileImportError(_message.Message):
+    __slots__ = ("path", "message")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    message: str
+    def __init__(self, path: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Recovery(_message.Message):
     __slots__ = ("unresolved_types", "failed_modules", "restart_required", "installed")
