@@ -116,7 +116,9 @@ class Engine:
                 if current is not None and flowlib.flows_digest(current) == target:
                     info = job.detail.get("commit_info") or {"sha": job.to_commit}
                     record = {"commit": job.to_commit, "rev": rev, "digest": target, "at": self.now(), "job": job.id, "commit_info": info}
-                    detail = dict(job.detail, note="deploy confirmed after a restart")
+                    deployed = bool((job.detail.get("plan") or {}).get("changes")) or job.phase != "record"
+                    detail = dict(job.detail, note="deploy confirmed after a restart" if deployed
+                                  else "recorded after a restart (no flow changes to deploy)")
                     self.store.finish_job_and_put(job.id, "succeeded", APPLIED, record, detail=detail)
                     continue
             self.store.finish_job(job.id, "interrupted", error_code=INTERRUPTED,

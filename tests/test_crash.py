@@ -397,3 +397,23 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_job_killed_while_recording_a_commit_without_flow_changes_is_not_called_a_deploy(flowapp, repos, make_sidecar):
+    """The settle note says what happened: nothing was deployed for a commit that changed no flow."""
+    from sidecar.core import flows as flowlib
+    from sidecar.core.schedule import Trigger
+
+    remote = repos.create("flows")
+    remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Flows")
+    app = make_sidecar(flowapp, remote.file_url)
+    assert app.store.job(app.engine.run(Trigger("force"))).status == "succeeded"
+    readme = remote.commit({"README.md": "docs only"}, "Docs only")
+    current, _ = flowapp.flows()
+    job = app.store.start_job("timer", readme)  # as a kill in the record step of that commit leaves it
+    app.store.update_job(job.id, to_commit=readme, phase="record",
+                         detail={"plan": {"changes": []}, "target_digest": flowlib.flows_digest(current)})
+    assert app.engine.reconcile_after_crash() == [job.id]
+    settled = app.store.job(job.id)
+    assert settled.status == "succeeded"
+    assert settled.detail["note"] == "recorded after a restart (no flow changes to deploy)"

@@ -22,7 +22,9 @@ REDACTED = "***"
 
 # Children die with the sidecar: after a `kill -9` of the sidecar no git fetch or npm install
 # may live on and race the restarted sidecar over refs or the userDir. util-linux's setpriv
-# sets the parent-death signal before exec (no preexec_fn in a threaded process).
+# sets the parent-death signal before exec (no preexec_fn in a threaded process). Linux ties
+# that signal to the *thread* that started the child: runs come from long-lived threads (the
+# sync loop, the API's worker pool), which end only when the process does.
 _SETPRIV = shutil.which("setpriv")
 DIE_WITH_PARENT = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
 
