@@ -33,11 +33,23 @@ class DataDirUnusable(Exception):
     pass
 
 
+def _inside(path, directory: str) -> bool:
+    if not path or not directory:
+        return False
+    try:
+        return os.path.realpath(path).startswith(os.path.realpath(directory).rstrip("/") + "/") \
+            or os.path.realpath(path) == os.path.realpath(directory)
+    except (TypeError, ValueError):
+        return False
+
+
 def _app(args, watch_deploys: bool = False, exclusive: bool = True) -> App:
     cfg = _load(args)
     try:
         app = App(cfg, watch_deploys=watch_deploys, exclusive=exclusive)
-    except (sqlite3.Error, OSError) as exc:  # a full or read-only disk before anything could start
+    except (sqlite3.Error, OSError) as exc:  # a full or read-only data directory before anything could start
+        if isinstance(exc, OSError) and not _inside(getattr(exc, "filename", None), cfg.data_dir):
+            raise  # not about the data directory (a missing catalog file, a full /tmp…)
         raise DataDirUnusable(f"the data directory {cfg.data_dir} cannot be used: {exc}"
                               + (" (no space left on device?)" if "full" in str(exc) or "I/O" in str(exc)
                                  or getattr(exc, "errno", None) == 28 else "")) from None

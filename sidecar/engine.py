@@ -176,14 +176,15 @@ class Engine:
         if pure.is_absolute() or ".." in pure.parts:
             raise SyncError(PATH_UNSAFE, f"the flows file {flow_file!r} points outside the repository", retryable=False)
         path = self._repo_path(flow_file)
-        data = self.git.read(commit, path, flowlib.DEFAULT_MAX_FLOWS_BYTES)
-        if data is None:
-            raise SyncError(FLOWS_MISSING, f"{path} does not exist at commit {commit[:8]}", retryable=False)
         try:
+            data = self.git.read(commit, path, flowlib.DEFAULT_MAX_FLOWS_BYTES)
+            if data is None:
+                raise SyncError(FLOWS_MISSING, f"{path} does not exist at commit {commit[:8]}", retryable=False)
             target_flows = flowlib.parse_flows(data, source=path)
         except SyncError as err:
-            if err.code == FLOWS_INVALID:  # V7: the one file of the single layout as an import error
-                self._set_import_errors([layout.FileProblem(path, _without_path(err.message, path))])
+            # V7: the one file of the single layout as an import error (a missing file is not one)
+            problem = err.code in (FLOWS_INVALID, FILE_TOO_LARGE, PATH_UNSAFE)
+            self._set_import_errors([layout.FileProblem(path, _without_path(err.message, path))] if problem else [])
             raise
         self._set_import_errors([])
         return Target(commit, self.git.commit_info(commit), target_flows, path, package)

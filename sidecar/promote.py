@@ -74,7 +74,8 @@ class Promoter:
         self.cfg, self.git, self.flowapp, self.token = cfg, git, flowapp, token
 
     def promote(self, flow_ids: list[str], target_env: str, title: str = "", body: str = "") -> dict:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", target_env or "") or target_env == self.cfg.environment:
+        if (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", target_env or "")
+                or layout.slug(target_env) == layout.slug(self.cfg.environment)):  # "Test" is test's own folder
             raise SyncError("promotion_invalid", "the target environment must be another environment's name", retryable=False)
         nodes, rev = self.flowapp.get_flows()
         chosen = select(nodes, flow_ids)
@@ -96,7 +97,7 @@ class Promoter:
         if commit == head:
             raise SyncError("promotion_invalid", f"{target_env} already has these flows as they are here", retryable=False)
         branch = self.branch_name(target_env, head, files.files)
-        tip = self._push_once(branch, commit)
+        tip = self._push_once(branch, commit, head)
         client = providers.client_for(self.cfg.repository.url, self.token, self.cfg.repository.provider,
                                       api_base=self.cfg.promotion.api_base or None)
         pr = self._open_once(client, branch, title, body or f"Flows promoted by flow-gitops from `{self.cfg.environment}` "
@@ -113,10 +114,11 @@ class Promoter:
             key.update(path.encode("utf-8") + b"\0" + hashlib.sha256(files[path].encode("utf-8")).digest())
         return f"promote/{layout.slug(self.cfg.environment)}-to-{layout.slug(target_env)}-{key.hexdigest()[:12]}"
 
-    def _push_once(self, branch: str, commit: str) -> str:
+    def _push_once(self, branch: str, commit: str, head: str) -> str:
         """Push `commit` as `branch` unless an earlier attempt already did; the branch's tip."""
         tip = self.git.branch_head(branch)
         if tip is not None:
+            self._check_reusable(branch, commit, head)
             log.info("promotion branch %s already on the remote at %s: reused", branch, tip[:12])
             return tip
         try:
@@ -129,6 +131,19 @@ class Promoter:
                 raise
             return tip
         return commit
+
+    def _check_reusable(self, branch: str, commit: str, head: str) -> None:
+        """A branch is reused only when it starts with our own promotion commit: made by
+        flow-gitops on `head`, with exactly the tree this promotion writes (reviewers' later
+        commits are fine). The name can be computed by anyone who reads the repository: a branch
+        someone else prepared under it must not be proposed in our name."""
+        commits = self.git.branch_commits(branch, head)
+        ours = commits[0] if commits else None
+        if not (ours and ours["parents"] == [head] and ours["tree"] == self.git.tree_of(commit)
+                and ours["author_email"] == AUTHOR[1] and "\nFlow-App-Promotion: " in ours["message"]):
+            raise SyncError("promotion_branch_exists", f"the branch {branch} already exists on the remote and does not start with "
+                                                 "this promotion's own commit; it is not reused: delete it and promote again",
+                            retryable=False)
 
     def _open_once(self, client: providers.ProviderClient, branch: str, title: str, body: str) -> providers.PullRequest:
         """The open request from `branch`: found when an earlier attempt opened it, else opened."""

@@ -140,6 +140,15 @@ class Service:
             self._next_due = next_check(now, self.interval, self.rng)
         self.board.update(next_sync_at=self._next_due)
 
+    def _settle_running(self, message: str) -> None:
+        """Best effort after a job died of an exception: no job row keeps saying "running"
+        (when the database cannot even be written now, the next start settles it)."""
+        try:
+            for job in self.engine.store.running_jobs():
+                self.engine.store.finish_job(job.id, "failed", error_code="internal_error", error_message=message)
+        except Exception:  # noqa: BLE001 - the database itself may be what failed
+            log.warning("a job interrupted by an internal error stays marked running until the next start")
+
     def _loop(self) -> None:
         with self._cond:
             if self._next_due is None:  # start() may have spread the first check already
@@ -181,6 +190,7 @@ class Service:
                     self.board.update(running="", progress="", last_error_code="internal_error",
                                       last_error_message=f"internal error ({what})",
                                       consecutive_failures=self.board.facts().consecutive_failures + 1)
+                    self._settle_running(f"internal error ({what})")
                     failed = True
                 else:
                     failed = job is not None and job.status == "failed"

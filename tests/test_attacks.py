@@ -100,6 +100,7 @@ def test_oversized_files_in_a_commit_are_refused_by_size(flowapp, repos, make_si
     job = force(app)
     assert job.status == "failed" and job.error_code == "file_too_large"
     assert "flows.json is 17825794 bytes" in job.error_message
+    assert [e["path"] for e in app.board.current()["import_errors"]] == ["flows.json"]
     remote.commit({"flows.json": flowgen.dumps(flowgen.example()), "package.json": b"{" + b" " * (2 * 1024 * 1024) + b"}"}, "Huge package")
     job = force(app)
     assert job.status == "failed" and job.error_code == "file_too_large" and "package.json" in job.error_message

@@ -130,3 +130,28 @@ def test_import_errors_name_every_bad_file_and_clear_once_a_fix_is_imported(flow
     assert next(n for n in flows if n["id"] == "t1")["label"] == "Flow 1 (fixed in Git)"
     assert any(n["id"] == "t2" for n in flows)
     assert app.board.current()["local"]["sha"] == fixed
+
+
+def test_long_labels_round_trip_and_non_ascii_file_names_are_import_errors_not_dropped(flowapp, repos, make_sidecar):
+    """Names the writer makes are names the reader takes (a long label cut at 60 characters never
+    leaves a trailing '-'); a file Git lists with a quoted, non-ASCII name is reported, never skipped."""
+    from sidecar.core import layout
+
+    long_label = "a" * 59 + " bcd"  # cut at 60 characters, the slug would end in "-"
+    nodes = [{"id": "t1", "type": "tab", "label": long_label}, {"id": "t2", "type": "tab", "label": long_label}]
+    names = sorted(layout.split_files(nodes, "prod", {}).files)
+    assert layout.split_candidates(names, "prod")[1] == []
+    assert not any(n.rsplit("/", 1)[-1].startswith("-") or "-.json" in n or "--" in n for n in names)
+
+    remote = repos.create("flows")
+    flowapp.deploy(flowgen.example(tabs=2), "full")
+    app = bidi(make_sidecar, flowapp, remote)
+    assert run(app, "push").status == "succeeded"
+    _, rev = flowapp.flows()
+    flow1 = remote.read("test/flows/flow-1.json")
+    remote.commit({"test/flows/flow-1.json": None, "test/flows/café.json": flow1}, "Rename a file by hand",
+                  author=("Grace Hopper", "grace@example.com"))
+    job = run(app, "force")
+    assert job.status == "failed" and job.error_code == "flows_invalid"
+    assert [e["path"] for e in app.board.current()["import_errors"]] == ["test/flows/café.json"]
+    assert flowapp.flows()[1] == rev  # flow 1 is still there: its file was not silently dropped

@@ -275,6 +275,34 @@ def test_promoting_again_returns_the_open_request_and_keeps_review_edits(provide
     assert w.fake.errors == []
 
 
+@pytest.mark.matrix("attacks", row="a branch prepared under the predictable promotion branch name", column="promotion",
+                    expect="not reused: Promote refuses naming the branch unless it starts with flow-gitops's own commit "
+                           "of exactly this promotion; no request opened in our name")
+def test_a_branch_prepared_under_the_promotion_name_is_not_proposed(world):
+    w = world("github")
+    first = w.promote("t1")
+    w.pulls.clear()  # as if nothing had been proposed yet, and someone had prepared the branch
+    work = w.repos.root / ".work" / "org" / "flows"
+    w.repos.git("fetch", "-q", "origin", cwd=work)
+    w.repos.git("checkout", "-q", "-B", "mallory", "origin/main", cwd=work)
+    (work / "production" / "flows").mkdir(parents=True, exist_ok=True)
+    (work / "production/flows/flow-1.json").write_text('[{"id": "t1", "type": "tab", "label": "Flow 1"}]\n')
+    w.repos.git("add", "-A", cwd=work)
+    w.repos.git("-c", "user.name=flow-gitops", "-c", "user.email=mallory@example.com", "commit", "-qm",
+                "Promote Flow 1\n\nFlow-App-Promotion: test/x -> production", cwd=work)
+    w.repos.git("push", "-q", "-f", "origin", f"mallory:{first.branch}", cwd=work)
+    prepared = w.remote.head(first.branch)
+    with pytest.raises(grpc.RpcError) as exc:
+        w.promote("t1")
+    assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"the branch {first.branch} already exists" in exc.value.details() and "not reused" in exc.value.details()
+    assert w.pulls == {} and w.remote.head(first.branch) == prepared  # nothing proposed, nothing overwritten
+    # "Test" is not another environment: its folder is this environment's own (test/)
+    with pytest.raises(grpc.RpcError) as exc:
+        w.promote("t1", target="Test")
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "another environment" in exc.value.details()
+
+
 # =========================================================================== merge webhooks
 
 

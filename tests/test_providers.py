@@ -542,3 +542,16 @@ def test_credentials_in_the_repository_url_are_not_echoed():
     with pytest.raises(SyncError) as exc:
         api_base_for(f"https://x-access-token:{TOKEN}@git.corp.example/acme/flows.git")
     assert_safe(exc.value)
+
+
+def test_a_request_from_a_deleted_fork_is_never_taken_for_ours():
+    from sidecar.adapters import providers as pv
+
+    shapes = {
+        pv.BitbucketClient: {"source": {"branch": {"name": "promote/x"}, "repository": None},
+                             "destination": {"branch": {"name": "main"}, "repository": {"full_name": "org/flows"}}},
+        pv.GitHubClient: {"head": {"ref": "promote/x", "repo": None}, "base": {"ref": "main", "repo": {"id": 1, "full_name": "org/flows"}}},
+        pv.GiteaClient: {"head": {"ref": "promote/x", "repo": None}, "base": {"ref": "main", "repo": {"id": 1, "full_name": "org/flows"}}},
+    }
+    for cls, item in shapes.items():
+        assert cls._same_repository(None, item) is False, cls.__name__

@@ -177,11 +177,18 @@
   }
 
   /** Why a promotion target is not acceptable (a message key under gitops.promote.error), or null. */
+  /** An environment's folder name, as the sidecar makes it (layout.slug): "Test" and "test" share one. */
+  function environmentFolder(value) {
+    const ascii = String(value || "").normalize("NFKD").replace(/[^\x00-\x7f]/g, "");
+    const s = ascii.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "");
+    return s.slice(0, 60).replace(/-+$/, "") || "flow";
+  }
+
   function targetEnvironmentError(value, current) {
     const v = String(value || "").trim();
     if (!v) return "required";
     if (!ENVIRONMENT.test(v)) return "environment";
-    if (current && v === current) return "sameEnvironment";
+    if (current && environmentFolder(v) === environmentFolder(current)) return "sameEnvironment";
     return null;
   }
 

@@ -126,7 +126,10 @@ test("promotion target: the sidecar's environment-name rule, never the current e
     assert.equal(V.targetEnvironmentError(bad, "staging"), "environment", bad);
   }
   assert.equal(V.targetEnvironmentError("staging", "staging"), "sameEnvironment");
-  assert.equal(V.targetEnvironmentError("Staging", "staging"), null); // names are case-sensitive, as in the sidecar
+  // "Staging" would write into staging's own folder (the sidecar compares folder names, layout.slug)
+  assert.equal(V.targetEnvironmentError("Staging", "staging"), "sameEnvironment");
+  assert.equal(V.targetEnvironmentError("staging.", "staging"), "sameEnvironment");
+  assert.equal(V.targetEnvironmentError("staging-eu", "staging"), null);
 });
 
 test("promote section: shown in the source modes, a checklist from the editor, enabled only when complete", () => {

@@ -232,6 +232,31 @@ class GitSource:
                 return sha
         return None
 
+    def branch_commits(self, branch: str, since: str) -> list[dict]:
+        """Fetch another branch of the remote and list its commits not in `since`, oldest first:
+        {"sha", "parents", "tree", "author_email", "message"}. Promotion checks with it that a
+        branch it would reuse really carries its own commit."""
+        self._ensure_repo()
+        local = f"refs/flow-gitops/branches/{branch}"
+        res = self._run(["fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{branch}:{local}"],
+                        network=True, config=("fetch.unpackLimit=1", "gc.autoDetach=false"))
+        if not res.ok:
+            code, message = classify(res.stderr, self.server)
+            raise SyncError(code, message)
+        self._forget_repo()
+        out = self._run(["log", "--reverse", "--format=%H%x00%P%x00%T%x00%ae%x00%B%x01", f"{since}..{local}"])
+        commits = []
+        for entry in out.stdout.decode("utf-8", "replace").split("\x01"):
+            parts = entry.strip("\n").split("\x00")
+            if len(parts) == 5:
+                commits.append({"sha": parts[0], "parents": parts[1].split(), "tree": parts[2],
+                                "author_email": parts[3], "message": parts[4]})
+        return commits
+
+    def tree_of(self, commit: str) -> str:
+        out = self._run(["rev-parse", "--verify", "--quiet", f"{commit}^{{tree}}"])
+        return out.stdout.decode().strip() if out.ok else ""
+
     def has_commit(self, sha: str) -> bool:
         return bool(sha) and (self.git_dir / "HEAD").exists() and self._run(["cat-file", "-e", f"{sha}^{{commit}}"]).ok
 
@@ -244,7 +269,7 @@ class GitSource:
         # disk) left the commit without its files, and has_commit() then skipped every later fetch.
         try:
             res = self._run(["fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{b}:refs/remotes/origin/{b}"],
-                            network=True, config=("fetch.unpackLimit=1",))
+                            network=True, config=("fetch.unpackLimit=1", "gc.autoDetach=false"))
             if not res.ok:
                 code, message = classify(res.stderr, self.server)
                 raise SyncError(code, message)
@@ -317,8 +342,10 @@ class GitSource:
     def list_files(self, commit: str, prefix: str) -> list[str]:
         if not commit:
             return []
-        res = self._run(["ls-tree", "-r", "--name-only", commit, "--", prefix or "."])
-        return [line for line in res.stdout.decode().splitlines() if line] if res.ok else []
+        # -z: names are NUL-separated and never C-quoted (a quoted "caf\303\251.json" would
+        # not match the prefix and its flow would silently go missing)
+        res = self._run(["ls-tree", "-r", "-z", "--name-only", commit, "--", prefix or "."])
+        return [name for name in res.stdout.decode("utf-8", "surrogateescape").split("\0") if name] if res.ok else []
 
     def write_commit(self, base: str, files: dict[str, str], remove: list[str], message: str, author: tuple[str, str]) -> str:
         """A commit on top of `base` ("" for a first commit) with `files` written and `remove`

@@ -555,7 +555,10 @@ class BitbucketClient(_RestClient):
             link, params = nxt, None  # `next` carries the query already
 
     def _same_repository(self, item: dict) -> bool:
-        source = ((item.get("source") or {}).get("repository") or {}).get("full_name")
+        src = item.get("source") or {}
+        if "repository" in src and not isinstance(src["repository"], dict):
+            return False  # the fork was deleted: not our branch
+        source = (src.get("repository") or {}).get("full_name")
         destination = ((item.get("destination") or {}).get("repository") or {}).get("full_name")
         return source is None or destination is None or source == destination
 

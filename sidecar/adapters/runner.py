@@ -25,8 +25,22 @@ REDACTED = "***"
 # sets the parent-death signal before exec (no preexec_fn in a threaded process). Linux ties
 # that signal to the *thread* that started the child: runs come from long-lived threads (the
 # sync loop, the API's worker pool), which end only when the process does.
-_SETPRIV = shutil.which("setpriv")
-DIE_WITH_PARENT = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
+# Only the child itself: what it forks (npm scripts, git helpers) is not covered by the signal.
+
+
+def _die_with_parent_prefix() -> list[str]:
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        return []
+    try:  # present is not supported: util-linux < 2.33 and BusyBox lack --pdeathsig
+        ok = subprocess.run([setpriv, "--pdeathsig", "KILL", "--", "true"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return [setpriv, "--pdeathsig", "KILL", "--"] if ok else []
+
+
+DIE_WITH_PARENT = _die_with_parent_prefix()
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -75,6 +89,8 @@ class Runner:
         secrets = [s for s in secrets if s]
         program = os.path.basename(argv[0])
         self.calls[program] = self.calls.get(program, 0) + 1
+        if DIE_WITH_PARENT and shutil.which(argv[0], path=full_env.get("PATH")) is None:
+            raise FileNotFoundError(2, "No such file or directory", argv[0])  # as without the wrapper
         started = time.monotonic()
         proc = subprocess.Popen(
             [*DIE_WITH_PARENT, *argv],

@@ -39,7 +39,7 @@ CONFIG_FILE = "config-nodes.json"
 def slug(text: str) -> str:
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return s[:60] or "flow"
+    return s[:60].rstrip("-") or "flow"  # cut first, then trim: a slug never ends in "-"
 
 
 def dumps(value) -> str:

@@ -197,7 +197,7 @@ def replay_keys(provider: str, headers: Headers, body: bytes = b"", push: PushEv
     (provider, ref, before, after) it announces — Gitea replays and Bitbucket retries may
     carry a new delivery id, but announce the same push. `before` is part of the key: a
     branch force-pushed back to an earlier commit is a new push, not a replay. A merged
-    pull/merge request is announced once: (provider, target branch, number) names it."""
+    pull/merge request is announced once: (provider, target branch, number, merge commit) names it."""
     keys = []
     did = delivery_id(provider, headers, body)
     if did:
@@ -205,7 +205,9 @@ def replay_keys(provider: str, headers: Headers, body: bytes = b"", push: PushEv
     if push is not None and push.after:
         keys.append(f"{provider}:push:{push.ref}:{push.before}:{push.after}")
     if merge is not None and merge.merged and merge.number > 0:
-        keys.append(f"{provider}:merged:{merge.base}:{merge.number}")
+        # with the merge commit: request #7 of another repository behind the same (org-wide)
+        # webhook is another merge, not a replay of ours
+        keys.append(f"{provider}:merged:{merge.base}:{merge.number}:{merge.merge_sha or merge.head_sha}")
     return keys
 
 
