@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -56,6 +57,19 @@ def test_relay_serves_readers_and_writers_by_permission(relay_setup, nr_token):
     r = requests.post(f"{base}/flowgitops.v1.GitOpsService/ForcePull", headers={"authorization": f"Bearer {reader}",
                       "content-type": "application/grpc-web+proto"}, data=b"\x00\x00\x00\x00\x00")
     assert r.status_code == 401
+    # every RPC that is not a read is refused to the read-only user, and reads are only reads
+    relay_js = (ROOT / "editor_plugin" / "gitops.js").read_text()
+    reads = set(re.findall(r'"(\w+)"', re.search(r"const READ = new Set\(\[(.*?)\]\)", relay_js, re.S).group(1)))
+    assert reads and all(n.startswith(("Get", "Watch", "List", "Validate", "Suggest")) for n in reads)
+    assert "GetWebhook" not in reads  # it can reveal the generated webhook secret once
+    paused_before, jobs_before = rs.app.board.facts().paused, len(rs.app.store.jobs(100))
+    for method in pb.DESCRIPTOR.services_by_name["GitOpsService"].methods:
+        if method.name in reads:
+            continue
+        r = requests.post(f"{base}/flowgitops.v1.GitOpsService/{method.name}", headers={
+            "authorization": f"Bearer {reader}", "content-type": "application/grpc-web+proto"}, data=b"\x00\x00\x00\x00\x00")
+        assert r.status_code == 401, method.name
+    assert rs.app.board.facts().paused == paused_before and len(rs.app.store.jobs(100)) == jobs_before  # nothing changed
     r = requests.post(f"{base}/flowgitops.v1.GitOpsService/GetStatus", headers={"content-type": "application/grpc-web+proto"},
                       data=b"\x00\x00\x00\x00\x00")
     assert r.status_code == 401  # no Node-RED login, no relay
