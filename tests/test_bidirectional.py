@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sidecar.core.schedule import Trigger
 from tests import flowgen
 
@@ -55,6 +57,8 @@ def test_push_then_import_a_change_made_in_git_and_never_reimport_our_own(flowap
     assert json.loads(remote.read("test/flows/flow-1.json"))[0]["label"] == "Edited in Git"
 
 
+@pytest.mark.matrix('inputs', 'an invalid flow file committed in bidirectional mode', '',
+                    expect='an import error; the Flow App keeps its flows')
 def test_an_invalid_file_in_git_is_an_import_error_and_keeps_the_flows(flowapp, repos, make_sidecar):
     remote = repos.create("flows")
     flowapp.deploy(flowgen.example(tabs=2), "full")
@@ -68,6 +72,8 @@ def test_an_invalid_file_in_git_is_an_import_error_and_keeps_the_flows(flowapp, 
     assert flowapp.flows()[1] == rev
 
 
+@pytest.mark.matrix('inputs', 'split-layout files: invalid JSON, not an array of nodes, a badly named file (real Git, real Node-RED)', '',
+                    expect='every file listed as an import error with its problem; nothing applied; the list clears once a fix is imported')
 def test_import_errors_name_every_bad_file_and_clear_once_a_fix_is_imported(flowapp, repos, running_sidecar, tmp_path, secrets_dir):
     from sidecar.api.gen.flowgitops.v1 import gitops_pb2 as pb
     from sidecar.app import App
@@ -132,6 +138,8 @@ def test_import_errors_name_every_bad_file_and_clear_once_a_fix_is_imported(flow
     assert app.board.current()["local"]["sha"] == fixed
 
 
+@pytest.mark.matrix('inputs', 'flow file names: 60-character slugs, a non-ASCII name Git would quote', '',
+                    expect='names the writer makes are read back; a quoted name is an import error, its flow never silently dropped')
 def test_long_labels_round_trip_and_non_ascii_file_names_are_import_errors_not_dropped(flowapp, repos, make_sidecar):
     """Names the writer makes are names the reader takes (a long label cut at 60 characters never
     leaves a trailing '-'); a file Git lists with a quoted, non-ASCII name is reported, never skipped."""

@@ -229,6 +229,8 @@ def test_configure_resume_sync_pull_pause_and_live_states(browser, make_stack, n
     page.close()
 
 
+@pytest.mark.matrix('attacks', 'a read-only editor user pressing Resume and Save in the GitOps tab (real Chromium)', 'plugin relay',
+                    expect='the tab shows the state; both are refused by the relay with a message, and nothing changes')
 def test_a_read_only_user_can_watch_but_not_change(browser, stack, nr_token):
     nr, rs = stack["nr"], stack["rs"]
     rs.app.save_config({"repository": {"protocol": "https", "url": stack["url"], "branch": "main",
