@@ -25,6 +25,16 @@ const WRITE = new Set(["SaveConfig", "ForcePull", "Pause", "Resume", "RetryJob",
 const FORWARD_REQUEST = ["content-type", "x-grpc-web", "x-user-agent", "grpc-timeout", "accept"];
 const FORWARD_RESPONSE = ["content-type", "grpc-status", "grpc-message", "grpc-status-details-bin", "grpc-encoding"];
 
+/** A gRPC-web trailer frame (flag 0x80) with status 14 UNAVAILABLE, base64 for grpc-web-text. */
+function unavailableTrailer(contentType, message) {
+  const text = Buffer.from(`grpc-status:14\r\ngrpc-message:${encodeURIComponent(message)}\r\n`);
+  const frame = Buffer.alloc(5 + text.length);
+  frame[0] = 0x80;
+  frame.writeUInt32BE(text.length, 1);
+  text.copy(frame, 5);
+  return /grpc-web-text/.test(contentType || "") ? Buffer.from(frame.toString("base64")) : frame;
+}
+
 function installedVersion(dir, moduleName) {
   try {
     const pkg = JSON.parse(fs.readFileSync(path.join(dir, "node_modules", moduleName, "package.json"), "utf8"));
@@ -71,6 +81,17 @@ module.exports = function (RED) {
     }
     const token = readToken(settings.tokenFile);
     if (token) headers.authorization = `Bearer ${token}`;
+    let done = false;
+    let contentType = "";
+    const finish = (cut) => {
+      if (done) return;
+      done = true;
+      // Cut off mid-stream (the sidecar died, the connection was reset): end the gRPC-web
+      // response with a trailer saying so, instead of a body the browser cannot finish.
+      if (res.destroyed || res.writableEnded) return; // the browser left first: nobody to tell
+      if (cut) res.write(unavailableTrailer(contentType, "the connection to the GitOps sidecar was lost"));
+      res.end();
+    };
     const upstream = client.request({
       protocol: settings.url.protocol,
       hostname: settings.url.hostname,
@@ -85,17 +106,22 @@ module.exports = function (RED) {
       }
       res.writeHead(up.statusCode, out);
       res.flushHeaders();
+      contentType = up.headers["content-type"];
       up.on("data", (chunk) => res.write(chunk));
-      up.on("end", () => res.end());
-      up.on("error", () => res.end());
+      up.on("end", () => finish(!up.complete));
+      up.on("error", () => finish(true));
+      up.on("close", () => finish(!up.complete));
     });
     upstream.on("error", (err) => {
       if (!res.headersSent) {
         // A gRPC-web "trailers-only" answer: the tab shows the sidecar as unavailable.
         res.writeHead(200, { "content-type": req.headers["content-type"] || "application/grpc-web+proto",
           "grpc-status": "14", "grpc-message": encodeURIComponent(`the GitOps sidecar is unreachable (${err.code || "error"})`) });
+        done = true;
+        res.end();
+        return;
       }
-      res.end();
+      finish(true);
     });
     res.on("close", () => upstream.destroy());
     if (req.body !== undefined && Buffer.isBuffer(req.body)) {

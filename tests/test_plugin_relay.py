@@ -125,3 +125,39 @@ def test_relay_reports_an_unreachable_sidecar_as_unavailable(tmp_path, nr_token)
         with pytest.raises(GrpcWebError) as err:
             GrpcWebClient(nr.url + "/gitops/rpc", nr_token).unary("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse)
         assert err.value.status == 14 and "unreachable" in err.value.message
+
+
+@pytest.mark.matrix("faults", "plugin relay → sidecar", "reset mid-transfer",
+                    expect="a WatchStatus stream cut between the relay and the sidecar ends in the browser with a "
+                           "gRPC-web trailer 14 UNAVAILABLE (binary and text), not a body it cannot finish")
+def test_a_stream_cut_between_relay_and_sidecar_ends_with_unavailable(tmp_path, nr_token, repos, running_sidecar):
+    """The browser's stream ends with a gRPC-web trailer (14 UNAVAILABLE) when the relay loses the
+    sidecar mid-stream, instead of a response the client cannot finish."""
+    from tests.servers.faultproxy import FaultProxy
+
+    http_port = free_port()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "api-token").write_text(SIDECAR_TOKEN + "\n")
+    user_dir = init_user_dir(tmp_path / "userdir")
+    (user_dir / "node_modules").mkdir(exist_ok=True)
+    os.symlink(ROOT / "editor_plugin", user_dir / "node_modules" / "node-red-contrib-flow-gitops")
+    with FaultProxy("127.0.0.1", http_port) as proxy:
+        nr = NodeRedServer(user_dir, admin_token=nr_token, env={"FLOW_GITOPS_URL": proxy.url_for("http"),
+                                                                "FLOW_GITOPS_TOKEN_FILE": str(data / "api-token")}).start()
+        try:
+            remote = repos.create("flows")
+            remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Flows")
+            running_sidecar(nr, remote.file_url, extra={"api": {"http_listen": f"127.0.0.1:{http_port}"}})
+            for text in (False, True):
+                proxy.mode = None
+                stream = GrpcWebClient(nr.url + "/gitops/rpc", nr_token, text=text).stream(
+                    "WatchStatus", pb.WatchStatusRequest(), pb.WatchStatusResponse, timeout=30)
+                assert next(stream).WhichOneof("event") == "snapshot"
+                proxy.set_mode("reset_after", after_bytes=0)  # the relay's connection to the sidecar is reset
+                with pytest.raises(GrpcWebError) as err:
+                    for _ in stream:
+                        pass
+                assert err.value.status == 14 and "connection to the GitOps sidecar was lost" in err.value.message
+        finally:
+            nr.stop()
