@@ -34,13 +34,7 @@ class DataDirUnusable(Exception):
 
 
 def _inside(path, directory: str) -> bool:
-    if not path or not directory:
-        return False
-    try:
-        return os.path.realpath(path).startswith(os.path.realpath(directory).rstrip("/") + "/") \
-            or os.path.realpath(path) == os.path.realpath(directory)
-    except (TypeError, ValueError):
-        return False
+    return bool(path and directory) and Path(os.path.realpath(path)).is_relative_to(os.path.realpath(directory))
 
 
 def _app(args, watch_deploys: bool = False, exclusive: bool = True) -> App:

@@ -26,6 +26,7 @@ from tests import flowgen
 from tests.constants import CANARY, GIT_USER
 from tests.grpcweb import GrpcWebClient, GrpcWebError
 from tests.reflection_client import ReflectionClient
+from tests.waiting import status
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO = ROOT / "protos" / "flowgitops" / "v1" / "gitops.proto"
@@ -40,10 +41,6 @@ def make_repo(repos, variant=""):
     remote = repos.create("flows")
     sha = remote.commit({"flows.json": flowgen.dumps(flowgen.example(variant=variant))}, "Example flows\n\nWith a body.")
     return remote, sha
-
-
-def status(rs) -> pb.Status:
-    return rs.stub.GetStatus(pb.GetStatusRequest(), metadata=rs.md, timeout=10).status
 
 
 def wait_status(rs, pred, what: str, timeout: float = 20) -> pb.Status:

@@ -49,6 +49,7 @@ from tests.servers.faultproxy import FaultProxy
 from tests.servers.githttp import GitHttpServer
 from tests.servers.gitrepo import GitRepoFactory, RemoteRepo
 from tests.servers.sshgit import SshGitServer, make_client_key
+from tests.waiting import wait_for
 
 GIT_TIMEOUT = 3.0
 NODERED_TIMEOUT = 2.0
@@ -177,17 +178,6 @@ def files(variant: str, big: bool = False, extra: list[dict] | None = None) -> d
     if big:
         out["assets/big.bin"] = os.urandom(BIG)
     return out
-
-
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def assert_runs(nr, variant: str) -> None:

@@ -21,19 +21,26 @@ ROOT = Path(__file__).resolve().parents[1]
 SIDECAR_TOKEN = "sidecar-api-token-" + "x" * 20
 
 
+def plugin_user_dir(tmp_path: Path) -> tuple[Path, Path]:
+    """A Node-RED userDir with this checkout's plugin installed, and the sidecar's API token file."""
+    data = tmp_path / "data"
+    data.mkdir()
+    token_file = data / "api-token"
+    token_file.write_text(SIDECAR_TOKEN + "\n")
+    user_dir = init_user_dir(tmp_path / "userdir")
+    (user_dir / "node_modules").mkdir(exist_ok=True)
+    os.symlink(ROOT / "editor_plugin", user_dir / "node_modules" / "node-red-contrib-flow-gitops")
+    return user_dir, token_file
+
+
 @pytest.fixture
 def relay_setup(tmp_path, nr_token, repos, running_sidecar):
     """A Node-RED with the plugin, synced by a sidecar the plugin relays to."""
     http_port = free_port()
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "api-token").write_text(SIDECAR_TOKEN + "\n")
-    user_dir = init_user_dir(tmp_path / "userdir")
-    (user_dir / "node_modules").mkdir(exist_ok=True)
-    os.symlink(ROOT / "editor_plugin", user_dir / "node_modules" / "node-red-contrib-flow-gitops")
+    user_dir, token_file = plugin_user_dir(tmp_path)
     reader = "nr-reader-" + "r" * 16
     nr = NodeRedServer(user_dir, admin_token=nr_token, reader_token=reader,
-                       env={"FLOW_GITOPS_URL": f"http://127.0.0.1:{http_port}", "FLOW_GITOPS_TOKEN_FILE": str(data / "api-token")}).start()
+                       env={"FLOW_GITOPS_URL": f"http://127.0.0.1:{http_port}", "FLOW_GITOPS_TOKEN_FILE": str(token_file)}).start()
     remote = repos.create("flows")
     remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Flows")
     rs = running_sidecar(nr, remote.file_url, extra={"api": {"http_listen": f"127.0.0.1:{http_port}"}})
@@ -118,9 +125,7 @@ def test_relay_streams_watch_status_unbuffered(relay_setup, nr_token):
 
 
 def test_relay_reports_an_unreachable_sidecar_as_unavailable(tmp_path, nr_token):
-    user_dir = init_user_dir(tmp_path / "userdir")
-    (user_dir / "node_modules").mkdir(exist_ok=True)
-    os.symlink(ROOT / "editor_plugin", user_dir / "node_modules" / "node-red-contrib-flow-gitops")
+    user_dir, _ = plugin_user_dir(tmp_path)
     with NodeRedServer(user_dir, admin_token=nr_token, env={"FLOW_GITOPS_URL": f"http://127.0.0.1:{free_port()}"}) as nr:
         with pytest.raises(GrpcWebError) as err:
             GrpcWebClient(nr.url + "/gitops/rpc", nr_token).unary("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse)
@@ -136,15 +141,10 @@ def test_a_stream_cut_between_relay_and_sidecar_ends_with_unavailable(tmp_path, 
     from tests.servers.faultproxy import FaultProxy
 
     http_port = free_port()
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "api-token").write_text(SIDECAR_TOKEN + "\n")
-    user_dir = init_user_dir(tmp_path / "userdir")
-    (user_dir / "node_modules").mkdir(exist_ok=True)
-    os.symlink(ROOT / "editor_plugin", user_dir / "node_modules" / "node-red-contrib-flow-gitops")
+    user_dir, token_file = plugin_user_dir(tmp_path)
     with FaultProxy("127.0.0.1", http_port) as proxy:
         nr = NodeRedServer(user_dir, admin_token=nr_token, env={"FLOW_GITOPS_URL": proxy.url_for("http"),
-                                                                "FLOW_GITOPS_TOKEN_FILE": str(data / "api-token")}).start()
+                                                                "FLOW_GITOPS_TOKEN_FILE": str(token_file)}).start()
         try:
             remote = repos.create("flows")
             remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Flows")

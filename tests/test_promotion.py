@@ -25,6 +25,7 @@ from tests import webhook_payloads as P
 from tests.constants import CANARY, GIT_USER
 from tests.servers.githttp import GitHttpServer
 from tests.servers.providers import FakeBitbucket, FakeGitea, FakeGitHub, FakeGitLab
+from tests.waiting import status, wait_local
 
 PROVIDERS = ("github", "gitlab", "bitbucket", "gitea")
 FAKES = {"github": FakeGitHub, "gitlab": FakeGitLab, "bitbucket": FakeBitbucket, "gitea": FakeGitea}
@@ -136,20 +137,6 @@ def start_target(running_sidecar, flowapp_open, remote, provider, tmp_path):
     wait_local(target, remote.head())
     assert target.app.service.wait_idle(30)
     return target
-
-
-def status(rs) -> pb.Status:
-    return rs.stub.GetStatus(pb.GetStatusRequest(), metadata=rs.md).status
-
-
-def wait_local(rs, sha: str, timeout: float = 30) -> pb.Status:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = status(rs)
-        if st.local.sha == sha and not st.phase:
-            return st
-        time.sleep(0.05)
-    raise AssertionError(f"local {sha[:8]} not reached; last {st}")
 
 
 def deliver(rs, d: P.Delivery) -> requests.Response:

@@ -8,20 +8,11 @@ import pytest
 from sidecar.core.schedule import Trigger
 from tests import flowgen
 from tests.servers.nodered import NodeRedServer
+from tests.waiting import wait_for
 
 
 def run(app, kind="force"):
     return app.store.job(app.engine.run(Trigger(kind)))
-
-
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def edit_in_editor(flowapp, label="Edited by hand"):

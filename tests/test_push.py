@@ -6,6 +6,7 @@ import time
 
 from sidecar.core.schedule import Trigger
 from tests import flowgen
+from tests.waiting import wait_for
 
 
 def push_app(make_sidecar, flowapp, remote, layout="single", watch=False, url=None, protocol="file", extra=None):
@@ -124,13 +125,6 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.t += seconds
         self.service.wake()
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_push_retry_schedule_30s_2min_10min_then_the_alert_under_a_controlled_clock(flowapp, repos, make_sidecar, tmp_path):

@@ -23,6 +23,7 @@ from sidecar.core import webhooks as wh
 from tests import flowgen
 from tests import webhook_payloads as P
 from tests.constants import CANARY
+from tests.waiting import status, wait_local
 
 SECRET_PATH = "global.SECRETS.git.token"  # its value in the secrets fixture is CANARY
 ENABLED = {"webhooks": {"enabled": True, "secret": SECRET_PATH}}
@@ -312,20 +313,6 @@ def make_repo(repos):
     remote = repos.create("flows")
     sha = remote.commit({"flows.json": flowgen.dumps(flowgen.example())}, "Example flows")
     return remote, sha
-
-
-def status(rs) -> pb.Status:
-    return rs.stub.GetStatus(pb.GetStatusRequest(), metadata=rs.md).status
-
-
-def wait_local(rs, sha: str, timeout: float = 30) -> pb.Status:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = status(rs)
-        if st.local.sha == sha and not st.phase:
-            return st
-        time.sleep(0.05)
-    raise AssertionError(f"local {sha[:8]} not reached; last {st}")
 
 
 def settle(rs) -> None:

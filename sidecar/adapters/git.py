@@ -236,14 +236,8 @@ class GitSource:
         """Fetch another branch of the remote and list its commits not in `since`, oldest first:
         {"sha", "parents", "tree", "author_email", "message"}. Promotion checks with it that a
         branch it would reuse really carries its own commit."""
-        self._ensure_repo()
         local = f"refs/flow-gitops/branches/{branch}"
-        res = self._run(["fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{branch}:{local}"],
-                        network=True, config=("fetch.unpackLimit=1", "gc.autoDetach=false"))
-        if not res.ok:
-            code, message = classify(res.stderr, self.server)
-            raise SyncError(code, message)
-        self._forget_repo()
+        self._fetch_ref(branch, local)
         out = self._run(["log", "--reverse", "--format=%H%x00%P%x00%T%x00%ae%x00%B%x01", f"{since}..{local}"])
         commits = []
         for entry in out.stdout.decode("utf-8", "replace").split("\x01"):
@@ -262,13 +256,21 @@ class GitSource:
 
     def fetch(self) -> str:
         """Fetch the branch (following force pushes) and return the fetched head."""
-        self._ensure_repo()
         b = self.cfg.branch
+        self._fetch_ref(b, f"refs/remotes/origin/{b}")
+        out = self._run(["rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{b}^{{commit}}"])
+        if not out.ok:
+            raise SyncError(GIT_BRANCH_MISSING, f"branch {b!r} was not found after fetching")
+        return out.stdout.decode().strip()
+
+    def _fetch_ref(self, branch: str, local: str) -> None:
+        """Fetch the remote's `branch` into `local` (following force pushes)."""
+        self._ensure_repo()
         # fetch.unpackLimit=1: the objects arrive as one pack that becomes visible only when it is
         # complete. Unpacked into loose objects, a fetch cut off mid-transfer (reset, timeout, full
         # disk) left the commit without its files, and has_commit() then skipped every later fetch.
         try:
-            res = self._run(["fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{b}:refs/remotes/origin/{b}"],
+            res = self._run(["fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{branch}:{local}"],
                             network=True, config=("fetch.unpackLimit=1", "gc.autoDetach=false"))
             if not res.ok:
                 code, message = classify(res.stderr, self.server)
@@ -279,10 +281,6 @@ class GitSource:
                 tmp.unlink(missing_ok=True)
             raise
         self._forget_repo()
-        out = self._run(["rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{b}^{{commit}}"])
-        if not out.ok:
-            raise SyncError(GIT_BRANCH_MISSING, f"branch {b!r} was not found after fetching")
-        return out.stdout.decode().strip()
 
     def is_ancestor(self, older: str, newer: str) -> bool:
         if not self.has_commit(older):

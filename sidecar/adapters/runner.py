@@ -7,6 +7,7 @@ never carry secrets: callers pass them through the environment or stdin.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -28,19 +29,19 @@ REDACTED = "***"
 # Only the child itself: what it forks (npm scripts, git helpers) is not covered by the signal.
 
 
-def _die_with_parent_prefix() -> list[str]:
+@functools.cache
+def die_with_parent(signame: str = "KILL") -> tuple[str, ...]:
+    """The argv prefix that gives a child the parent-death signal `signame`; () without a
+    setpriv that supports it. Probed once, at the first run (not at import)."""
     setpriv = shutil.which("setpriv")
     if not setpriv:
-        return []
+        return ()
     try:  # present is not supported: util-linux < 2.33 and BusyBox lack --pdeathsig
-        ok = subprocess.run([setpriv, "--pdeathsig", "KILL", "--", "true"], stdin=subprocess.DEVNULL,
+        ok = subprocess.run([setpriv, "--pdeathsig", signame, "--", "true"], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5).returncode == 0
     except (OSError, subprocess.SubprocessError):
         ok = False
-    return [setpriv, "--pdeathsig", "KILL", "--"] if ok else []
-
-
-DIE_WITH_PARENT = _die_with_parent_prefix()
+    return (setpriv, "--pdeathsig", signame, "--") if ok else ()
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -89,11 +90,12 @@ class Runner:
         secrets = [s for s in secrets if s]
         program = os.path.basename(argv[0])
         self.calls[program] = self.calls.get(program, 0) + 1
-        if DIE_WITH_PARENT and shutil.which(argv[0], path=full_env.get("PATH")) is None:
+        prefix = die_with_parent()
+        if prefix and shutil.which(argv[0], path=full_env.get("PATH")) is None:
             raise FileNotFoundError(2, "No such file or directory", argv[0])  # as without the wrapper
         started = time.monotonic()
         proc = subprocess.Popen(
-            [*DIE_WITH_PARENT, *argv],
+            [*prefix, *argv],
             cwd=cwd,
             env=full_env,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,

@@ -7,16 +7,14 @@ nothing secret appears in process arguments or files. A changed key or passphras
 """
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 from ..core.errors import GIT_AUTH, GIT_ERROR, SyncError
-from .runner import Runner
+from .runner import Runner, die_with_parent
 
 _ASKPASS = """#!/bin/sh
 # Answers ssh-add's passphrase prompt from the environment; any other prompt is refused.
@@ -27,13 +25,6 @@ case "$1" in
   *) exit 1 ;;
 esac
 """
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class SshAgent:
@@ -55,9 +46,8 @@ class SshAgent:
         if self.sock.exists():
             self.sock.unlink()
         self._proc = subprocess.Popen(
-            ["ssh-agent", "-D", "-a", str(self.sock)],
+            [*die_with_parent("TERM"), "ssh-agent", "-D", "-a", str(self.sock)],  # TERM: it removes its socket
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + 5
         while not self.sock.exists():
